@@ -1,0 +1,92 @@
+"""The change set: what reconciling one report does to the store, computed before it is applied.
+
+Reconcile builds a ChangeSet from a report and the store's current state (reads only), it can be
+printed as a dry run, and `Store.apply` writes it in one transaction, together with marking the
+report reconciled, so a crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+JSONValue = Any  # the attribute value types of cmdb.report.AttributeValue
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who said it and when: the source of a value and the time the source observed it."""
+
+    source_kind: str
+    source_id: str
+    report_id: str | None
+    observed_at: datetime
+
+
+@dataclass(slots=True)
+class NewCI:
+    ci_id: str  # reconcile allocates ids (cmdb.ids.new_ci_id), so no temporary ids are needed
+    ci_class: str
+
+
+@dataclass(slots=True)
+class IdentifierClaim:
+    """Bind (class, kind, value) to a CI. Values of dependent classes are already scoped by their
+    host CI id ("<host id>/<value>"), so the store keeps one unique key per class+kind+value."""
+
+    ci_id: str
+    ci_class: str
+    kind: str
+    value: str
+
+
+@dataclass(slots=True)
+class AttributeChange:
+    """A current value replaced (after=None: removed). Written to the current table and appended
+    to history with `before` and `after`."""
+
+    ci_id: str
+    name: str
+    before: JSONValue
+    after: JSONValue
+
+
+@dataclass(slots=True)
+class RelationChange:
+    type: str
+    from_ci: str
+    to_ci: str
+    action: Literal["add", "retire"] = "add"
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    provenance: Provenance
+    created: list[NewCI] = field(default_factory=list)
+    identifiers: list[IdentifierClaim] = field(default_factory=list)
+    attributes: list[AttributeChange] = field(default_factory=list)
+    # (ci_id, name) whose value the report confirmed unchanged: provenance observed_at refreshed.
+    confirmed: list[tuple[str, str]] = field(default_factory=list)
+    relations: list[RelationChange] = field(default_factory=list)
+    # (type, from, to) of existing relations the report saw again: last_seen refreshed.
+    relations_seen: list[tuple[str, str, str]] = field(default_factory=list)
+    # every CI the report saw (new or existing): last_seen refreshed.
+    seen: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when applying would record no history (only last-seen stamps would move)."""
+        return not (self.created or self.identifiers or self.attributes or self.relations)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "created": len(self.created),
+            "identifiers": len(self.identifiers),
+            "attribute_changes": len(self.attributes),
+            "confirmed": len(self.confirmed),
+            "relations_added": sum(1 for r in self.relations if r.action == "add"),
+            "relations_retired": sum(1 for r in self.relations if r.action == "retire"),
+            "relations_seen": len(self.relations_seen),
+            "seen": len(self.seen),
+        }

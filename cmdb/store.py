@@ -1,0 +1,181 @@
+"""The store contract. Every backend (embedded SQLite, graph server) implements `Store` and passes
+the same contract suite in tests/contract/.
+
+Writes happen in exactly two places: `put_report` (the durable raw-report log, before the
+collector acknowledges) and `apply` (a reconciled change set, in one transaction that also marks
+the report reconciled). Everything else reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol, runtime_checkable
+
+from cmdb.changes import ChangeSet, Provenance
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+ReportStatus = Literal["pending", "reconciled", "failed"]
+CIState = Literal["active", "retired"]
+
+
+@dataclass(slots=True)
+class StoredReport:
+    seq: int  # ingest order; the reconcile worker consumes pending reports by ascending seq
+    report_id: str
+    source_kind: str
+    source_id: str
+    received_at: datetime
+    collected_at: datetime
+    digest: str  # sha256 hex of body
+    body: bytes  # the report JSON as received (decompressed)
+    status: ReportStatus
+    reconciled_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class PutResult:
+    """Outcome of `put_report`. `created` is False when the report_id was already stored; then
+    `digest` is the stored body's digest so the caller can tell a replay from a conflict."""
+
+    created: bool
+    seq: int
+    received_at: datetime
+    digest: str
+
+
+@dataclass(slots=True)
+class AttributeValue:
+    value: Any
+    provenance: Provenance
+
+
+@dataclass(slots=True)
+class Identifier:
+    kind: str
+    value: str
+
+
+@dataclass(slots=True)
+class CI:
+    ci_id: str
+    ci_class: str
+    state: CIState
+    first_seen: datetime
+    last_seen: datetime
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    identifiers: list[Identifier] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Relationship:
+    type: str
+    from_ci: str
+    to_ci: str
+    state: CIState
+    first_seen: datetime
+    last_seen: datetime
+    provenance: Provenance
+
+
+@dataclass(slots=True)
+class HistoryRow:
+    """One appended change record: {time, actor, report id, ci, related ci, before, after}."""
+
+    seq: int
+    ci_id: str
+    kind: Literal["ci.create", "attr.set", "attr.unset", "ident.add", "rel.add", "rel.retire"]
+    name: str | None  # attribute name, identifier kind or relation type
+    before: Any
+    after: Any
+    related_ci: str | None
+    provenance: Provenance
+    recorded_at: datetime
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    history_rows: int
+    created: int
+
+
+class ReportConflict(Exception):
+    """The report_id is already stored with a different body."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    # -- the raw-report log ---------------------------------------------------------------
+    def put_report(self, report_id: str, source_kind: str, source_id: str,
+                   collected_at: datetime, body: bytes) -> PutResult:
+        """Store a raw report durably (committed and synced) before returning. Idempotent on
+        report_id: a second put of the same id stores nothing and returns created=False."""
+
+    def get_report(self, report_id: str) -> StoredReport | None: ...
+
+    def pending_reports(self, limit: int = 100) -> list[StoredReport]:
+        """Pending reports in ascending seq order (oldest first)."""
+
+    def mark_report_failed(self, seq: int, error: str) -> None: ...
+
+    def count_reports(self, status: ReportStatus | None = None) -> int: ...
+
+    # -- reads reconcile needs (batched: one call per report, not per item) ----------------
+    def resolve_identifiers(self, ci_class: str, kind: str, values: Iterable[str]) -> dict[str, str]:
+        """{value: ci_id} for the values bound to a CI of that class."""
+
+    def current_attributes(self, ci_ids: Iterable[str]) -> dict[str, dict[str, AttributeValue]]: ...
+
+    def identifiers_of(self, ci_ids: Iterable[str]) -> dict[str, list[Identifier]]: ...
+
+    def relationships_among(self, ci_ids: Iterable[str]) -> list[Relationship]:
+        """Active relationships with `from_ci` in ci_ids (the relations a report could re-state)."""
+
+    # -- the one write path of reconcile --------------------------------------------------
+    def apply(self, changes: ChangeSet, report_seq: int | None = None) -> ApplyResult:
+        """Write the change set in one transaction; with report_seq, mark that report
+        reconciled in the same transaction (exactly-once reconcile)."""
+
+    # -- queries ----------------------------------------------------------------------------
+    def get_ci(self, ci_id: str) -> CI | None: ...
+
+    def find_ci_ids(self, prefix: str, limit: int = 2) -> list[str]:
+        """CI ids starting with prefix (for the CLI's short ids)."""
+
+    def list_cis(self, ci_class: str | None = None, attributes: dict[str, Any] | None = None,
+                 state: CIState | None = "active", limit: int = 100, offset: int = 0) -> list[CI]:
+        """CIs (with attributes) filtered by class and attribute equality, ordered by id."""
+
+    def count_cis(self, state: CIState | None = "active") -> dict[str, int]:
+        """{class: count}."""
+
+    def count_relationships(self, state: CIState | None = "active") -> dict[str, int]:
+        """{type: count}."""
+
+    def relationships(self, ci_id: str, direction: Literal["out", "in", "both"] = "both",
+                      type: str | None = None) -> list[Relationship]: ...
+
+    def history(self, ci_id: str, name: str | None = None, since: datetime | None = None,
+                until: datetime | None = None, limit: int = 1000) -> list[HistoryRow]:
+        """Change records of a CI in seq order; name filters attribute/identifier/relation name."""
+
+    def ci_as_of(self, ci_id: str, when: datetime) -> CI | None:
+        """The CI as it stood at `when` (observed time), rebuilt from history; None if it did not
+        exist yet."""
+
+    def graph(self) -> nx.MultiDiGraph:
+        """The active relationships as a networkx graph (nodes: CI ids with `ci_class`)."""
+
+    # -- API tokens (hashed; the plain token is never stored) ---------------------------
+    def add_token(self, token_hash: str, name: str, role: str,
+                  expires_at: datetime | None = None) -> None: ...
+
+    def token_role(self, token_hash: str, now: datetime) -> tuple[str, str] | None:
+        """(name, role) of a valid (not revoked, not expired) token, else None."""
+
+    def revoke_token(self, name: str) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Agentless scanners (nmap, SNMP, SSH) that report like agents. See issue 4."""

@@ -1,0 +1,1 @@
+"""Deb, systemd units and single-file agent build: no application logic."""
