@@ -19,6 +19,7 @@ _JUNK_TEXT = {
 }
 # Serials made of one repeated character (0000000, FFFFFFFF, ........) or spaces.
 _REPEATED = re.compile(r"^(.)\1*$")
+_FILLER = re.compile(r"^[0fx.*#?]+$", re.I)
 _UUID_HEX = re.compile(r"[^0-9a-f]")
 
 
@@ -32,6 +33,8 @@ def is_junk(value: object) -> bool:
     if text.lower() in _JUNK_TEXT:
         return True
     compact = text.replace(" ", "").replace("-", "")
+    if _FILLER.match(compact) and _REPEATED.match(compact):
+        return True
     return bool(_REPEATED.match(compact)) and len(compact) > 2
 
 

@@ -96,7 +96,7 @@ class ReportError(ValueError):
 
 _decoder = msgspec.json.Decoder(Report)
 _encoder = msgspec.json.Encoder()
-_PATH = re.compile(r"^(?P<rule>.*?)(?: - at `(?P<field>[^`]*)`)?$", re.S)
+_PATH = re.compile(r"^(?P<rule>.*?)(?: - at `(?P<key>key` in `)?(?P<field>[^`]*)`)?$", re.S)
 
 
 def decode_report(body: bytes) -> Report:
@@ -106,6 +106,8 @@ def decode_report(body: bytes) -> Report:
     except msgspec.ValidationError as exc:
         m = _PATH.match(str(exc))
         field_, rule = (m["field"] or "$"), m["rule"]
+        if m["key"]:
+            rule = f"a key of this map: {rule}"
         if field_ == "$.schema":
             rule = f"unsupported report schema; this collector accepts {SCHEMA_V1!r}"
         raise ReportError(field_, rule) from None

@@ -1,0 +1,49 @@
+# fleetgraph — the two commands: `make demo` and `make test`. Both do all set-up on a fresh
+# Debian 12 machine (system packages, virtualenv, pip install) and are safe to re-run.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+# System packages the code and the tests use. Installed only when one is missing.
+SYSTEM_PACKAGES := python3-venv iproute2 procps gzip
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast sysdeps venv schema bench clean
+
+sysdeps: .stamp-sysdeps
+.stamp-sysdeps: Makefile
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: pyproject.toml | .stamp-sysdeps
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	@touch $@
+
+demo: venv
+	$(VENV)/bin/fleetgraph demo
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+schema: venv
+	$(PY) -m cmdb.jsonschema
+
+bench: venv
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .stamp-sysdeps var build *.egg-info .pytest_cache

@@ -1,0 +1,165 @@
+"""fleetgraph configuration: one TOML file with a section per component.
+
+Precedence, lowest first: the defaults below < the TOML file < environment variables
+(`FLEETGRAPH_<SECTION>_<KEY>`, e.g. FLEETGRAPH_COLLECTOR_LISTEN) < command-line flags.
+`fleetgraph config defaults` prints every option with its default and its documentation.
+The file is found at `--config PATH`, else $FLEETGRAPH_CONFIG, else ./fleetgraph.toml, else
+/etc/fleetgraph/fleetgraph.toml; none is required.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_PATHS = (Path("fleetgraph.toml"), Path("/etc/fleetgraph/fleetgraph.toml"))
+MiB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the option and where it came from."""
+
+
+def _opt(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(slots=True)
+class CollectorConfig:
+    listen: str = _opt("127.0.0.1:8420", "host:port the collector listens on")
+    store: str = _opt("sqlite:var/fleetgraph.sqlite",
+                      "the CMDB store: sqlite:PATH (relative to the working directory) or sqlite:///ABS/PATH")
+    max_body_bytes: int = _opt(16 * MiB, "largest request body accepted on the wire (compressed), bytes")
+    max_report_bytes: int = _opt(64 * MiB, "largest report accepted after gzip decompression, bytes")
+    reconcile: bool = _opt(True, "run the reconcile worker in this process (false: ingest only)")
+    reconcile_batch: int = _opt(32, "reports the reconcile worker takes from the log per round")
+    log_level: str = _opt("info", "debug, info, warning or error")
+
+
+@dataclass(slots=True)
+class AgentConfig:
+    server: str | None = _opt(None, "collector base URL, e.g. http://127.0.0.1:8420")
+    token: str | None = _opt(None, "bearer token for the collector (prefer token_file)")
+    token_file: str | None = _opt(None, "file holding the bearer token (owner-only)")
+    state_dir: str = _opt("/var/lib/fleetgraph-agent", "where the agent keeps its id and state")
+    timeout: float = _opt(30.0, "seconds to wait for the collector")
+
+
+@dataclass(slots=True)
+class Config:
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    source: str | None = None  # the file it was read from, if any
+
+
+SECTIONS: dict[str, type] = {"collector": CollectorConfig, "agent": AgentConfig}
+
+
+def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:
+    kind = fld.type if isinstance(fld.type, str) else getattr(fld.type, "__name__", str(fld.type))
+    base = kind.replace(" | None", "").strip()
+    if value is None or (isinstance(value, str) and value == "" and "None" in kind):
+        if "None" in kind:
+            return None
+        raise ConfigError(f"{where}: a value is required")
+    try:
+        if base == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if base == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {base}, got {value!r}") from None
+    return value
+
+
+def _apply(section_obj: Any, values: Mapping[str, Any], where: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(section_obj)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown option (known: {', '.join(fields)})")
+        setattr(section_obj, key, _coerce(value, fields[key], f"{where}.{key}"))
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if env.get("FLEETGRAPH_CONFIG"):
+        return Path(env["FLEETGRAPH_CONFIG"])
+    return next((p for p in DEFAULT_PATHS if p.is_file()), None)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+    """Defaults < file < environment < overrides ({section: {key: value}}, None values skipped)."""
+    env = os.environ if env is None else env
+    cfg = Config()
+    file = find_config_file(str(path) if path else None, env)
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {file} cannot be read: {exc.strerror}") from None
+        for section, values in data.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{file}: [{section}] must be a table")
+            _apply(getattr(cfg, section), values, f"{file}: {section}")
+        cfg.source = str(file)
+    for section in SECTIONS:
+        prefix = f"FLEETGRAPH_{section.upper()}_"
+        values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
+        if values:
+            _apply(getattr(cfg, section), values, f"environment {prefix}*")
+    for section, values in (overrides or {}).items():
+        given = {k: v for k, v in values.items() if v is not None}
+        _apply(getattr(cfg, section), given, f"--{section} flags")
+    return cfg
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"collector.listen: expected host:port, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def render_defaults() -> str:
+    """Every option with its default and documentation, as a commented TOML file."""
+    lines = [f"# {line}" if line else "#" for line in (__doc__ or "").strip().splitlines()]
+    for section, cls in SECTIONS.items():
+        lines += ["", f"[{section}]"]
+        for f in dataclasses.fields(cls):
+            default = f.default
+            lines.append(f"# {f.metadata['doc']}")
+            if default is None:
+                lines.append(f"# {f.name} =")
+            elif isinstance(default, str):
+                lines.append(f'{f.name} = "{default}"')
+            else:
+                lines.append(f"{f.name} = {default!r}".replace("True", "true").replace("False", "false"))
+    return "\n".join(lines) + "\n"
