@@ -62,3 +62,10 @@ def test_bad_listen(listen):
 
 def test_listen_parses_ipv6():
     assert parse_listen("[::1]:8420") == ("::1", 8420)
+
+
+def test_configuration_doc_lists_every_default():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert render_defaults() in doc, "docs/configuration.md is stale: regenerate it from `fleetgraph config defaults`"

@@ -1,0 +1,1 @@
+"""Software inventory collectors, one per packaging system, each chosen by its `is_enabled`."""

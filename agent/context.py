@@ -1,0 +1,156 @@
+"""How a collector reaches the machine it inventories: the only I/O collectors may do.
+
+A collector asks its `Context` to run a command, read a file, list a directory or read a link;
+it never calls subprocess, open() or os.listdir itself. `LocalContext` serves the machine the
+agent runs on; an SSH transport serves a remote host through the same narrow protocol, so the
+same collectors and the same pure parsers work over both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+DEFAULT_COMMAND_TIMEOUT = 20.0
+# Commands run with a fixed PATH and the C locale: their output is parsed, not read by people.
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_FILE_BYTES = 16 * 2**20
+_STDERR_EXCERPT = 300
+
+
+class CommandError(Exception):
+    """A command could not give its output. `argv` is what was run, `reason` says why."""
+
+    def __init__(self, argv: Sequence[str], reason: str):
+        self.argv = tuple(argv)
+        self.reason = reason
+        super().__init__(f"{' '.join(self.argv[:3])}: {reason}")
+
+
+class CommandNotFound(CommandError):
+    """The program is not installed (or not on the safe PATH)."""
+
+
+class CommandTimeout(CommandError):
+    """The program ran longer than its timeout and was killed."""
+
+
+class CommandFailed(CommandError):
+    """The program exited non-zero; `returncode` and the start of its stderr are kept."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str):
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = f": {stderr}" if stderr else ""
+        super().__init__(argv, f"exit status {returncode}{detail}")
+
+
+@runtime_checkable
+class Context(Protocol):
+    """What a collector may ask of the inventoried machine.
+
+    `local` is True when this process runs on that machine, so process-local facts (psutil,
+    socket) describe it; an SSH context or a context over a foreign sysroot sets it False.
+    """
+
+    agent_id: str
+
+    @property
+    def local(self) -> bool: ...
+
+    def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        """stdout of `argv` (never through a shell); raises a CommandError subclass."""
+        ...
+
+    def has_command(self, name: str) -> bool: ...
+
+    def read_file(self, path: str) -> str | None:
+        """The text of an absolute path, or None when it is absent or unreadable."""
+        ...
+
+    def list_dir(self, path: str) -> list[str] | None:
+        """Sorted entry names of a directory, or None when it is absent or unreadable."""
+        ...
+
+    def read_link(self, path: str) -> str | None:
+        """The target of a symbolic link, or None when `path` is not a readable link."""
+        ...
+
+
+@dataclass
+class LocalContext:
+    """The machine this process runs on. Files resolve under `sysroot` (a mounted image or a
+    recorded tree in tests). Commands run with a fixed PATH, and only when the sysroot is "/":
+    this machine's commands say nothing true about a foreign tree."""
+
+    agent_id: str
+    sysroot: Path = Path("/")
+    path_env: str = SAFE_PATH
+    env: dict[str, str] = field(default_factory=lambda: {"LC_ALL": "C", "LANG": "C"})
+
+    def __post_init__(self) -> None:
+        self.sysroot = Path(self.sysroot)
+        self._local = self.sysroot.resolve() == Path("/")
+
+    @property
+    def local(self) -> bool:
+        return self._local
+
+    def path(self, path: str) -> Path:
+        """`path` (absolute, as seen on the inventoried machine) under the sysroot."""
+        if not path.startswith("/"):
+            raise ValueError(f"context paths are absolute, got {path!r}")
+        return self.sysroot / path.lstrip("/")
+
+    def _which(self, name: str) -> str | None:
+        return shutil.which(name, path=self.path_env)
+
+    def has_command(self, name: str) -> bool:
+        return self.local and self._which(name) is not None
+
+    def run(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        if not argv or not isinstance(argv, (list, tuple)):
+            raise ValueError("argv must be a non-empty list of strings")
+        if not self.local:
+            raise CommandNotFound(argv, f"commands are not run for the foreign sysroot {self.sysroot}")
+        executable = self._which(argv[0])
+        if executable is None:
+            raise CommandNotFound(argv, "command not found")
+        try:
+            done = subprocess.run(
+                [executable, *argv[1:]], stdin=subprocess.DEVNULL, capture_output=True,
+                timeout=timeout, env={"PATH": self.path_env, **self.env}, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise CommandTimeout(argv, f"no result after {timeout:g}s") from None
+        except OSError as exc:
+            raise CommandError(argv, f"could not start: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            stderr = done.stderr.decode("utf-8", "replace").strip()[:_STDERR_EXCERPT]
+            raise CommandFailed(argv, done.returncode, stderr)
+        return done.stdout.decode("utf-8", "replace")
+
+    def read_file(self, path: str) -> str | None:
+        try:
+            with open(self.path(path), "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES)
+        except (OSError, ValueError):
+            return None
+        return data.decode("utf-8", "replace")
+
+    def list_dir(self, path: str) -> list[str] | None:
+        try:
+            return sorted(os.listdir(self.path(path)))
+        except OSError:
+            return None
+
+    def read_link(self, path: str) -> str | None:
+        try:
+            return os.readlink(self.path(path))
+        except OSError:
+            return None

@@ -1,0 +1,65 @@
+"""Reconcile one report: identify, merge, and diff against the store into a change set, then apply.
+
+    changes = compute_changes(store, report)   # reads only; print it with reconcile.dryrun
+    reconcile_report(store, report, seq)       # computes and applies in one transaction
+
+Reads per report, whatever its size: one `resolve_identifiers` per (class, kind), one
+`identifiers_of` for candidates of classes with exclusive kinds, one `current_attributes`, one
+`relationships_among`. Nothing is retired yet (scoped staleness is issue #5: the relation diff
+already lists what a report did not re-state). A delta report is read as statements about the
+items it carries and never removes anything (`merge.removals_allowed`).
+"""
+
+from __future__ import annotations
+
+from cmdb.changes import Provenance
+from cmdb.report import Report
+from cmdb.store import Store
+from reconcile.identify import identify_items
+from reconcile.merge import diff_attributes, diff_relations, stated_relations
+from reconcile.result import AnnotatedChangeSet
+
+
+def provenance_of(report: Report) -> Provenance:
+    return Provenance(
+        source_kind=report.source.kind,
+        source_id=report.source.id,
+        report_id=report.report_id,
+        observed_at=report.collected_at,
+    )
+
+
+def compute_changes(store: Store, report: Report) -> AnnotatedChangeSet:
+    """The change set that reconciling `report` would apply (reads the store, writes nothing)."""
+    provenance = provenance_of(report)
+    identification = identify_items(store, report)
+    new_ids = identification.new_ci_ids
+    seen = identification.resolved_ci_ids()
+    existing = [ci_id for ci_id in seen if ci_id not in new_ids]
+
+    current = store.current_attributes(existing) if existing else {}
+    attributes = diff_attributes(report, identification, current, provenance)
+    relations = diff_relations(stated_relations(report, identification),
+                               store.relationships_among(existing) if existing else [])
+
+    return AnnotatedChangeSet(
+        provenance=provenance,
+        created=identification.created,
+        identifiers=identification.claims,
+        attributes=attributes.changes,
+        confirmed=attributes.confirmed,
+        relations=relations.added,
+        relations_seen=relations.seen,
+        seen=seen,
+        conflicts=identification.conflicts,
+        skipped=identification.skipped,
+        ci_of_ref=identification.ci_of_ref,
+    )
+
+
+def reconcile_report(store: Store, report: Report, report_seq: int | None = None) -> AnnotatedChangeSet:
+    """Compute the change set of `report` and apply it in one transaction (with `report_seq`,
+    the stored report is marked reconciled in the same transaction). Returns what was applied."""
+    changes = compute_changes(store, report)
+    store.apply(changes, report_seq)
+    return changes
