@@ -16,6 +16,7 @@ from cmdb.config import ConfigError, load_config
 # (module, function): each registers its subcommands on the top-level subparsers.
 REGISTRARS: tuple[tuple[str, str], ...] = (
     ("collector.cli", "register"),
+    ("collector.demo", "register"),
     ("agent.cli", "register"),
     ("cmdb.cli_ci", "register"),
     ("cmdb.cli_config", "register"),

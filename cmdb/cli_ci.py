@@ -127,9 +127,9 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps([ci_as_dict(ci) for ci in cis], indent=2))
         return 0
-    print(f"{'ID':<14} {'CLASS':<17} {'STATE':<8} {'LAST SEEN':<20} NAME")
+    print(f"{'ID':<33} {'CLASS':<17} {'STATE':<8} {'LAST SEEN':<20} NAME")
     for ci in cis:
-        print(f"{ci.ci_id[:12]:<14} {ci.ci_class:<17} {ci.state:<8} "
+        print(f"{ci.ci_id:<33} {ci.ci_class:<17} {ci.state:<8} "
               f"{ci.last_seen.strftime('%Y-%m-%d %H:%M:%S'):<20} {label(ci)}")
     print(f"({len(cis)} CIs)", file=sys.stderr)
     return 0

@@ -106,6 +106,21 @@ class ReportConflict(Exception):
     """The report_id is already stored with a different body."""
 
 
+class IdentifierTaken(Exception):
+    """`apply` was asked to bind an identifier that another CI holds; nothing was applied."""
+
+    def __init__(self, ci_class: str, kind: str, value: str, held_by: str, claimed_by: str):
+        super().__init__(f"{ci_class} identifier {kind}={value!r} belongs to CI {held_by}, "
+                         f"so CI {claimed_by} cannot claim it; re-identify the item against the store")
+        self.ci_class, self.kind, self.value = ci_class, kind, value
+        self.held_by, self.claimed_by = held_by, claimed_by
+
+
+class ReportNotPending(Exception):
+    """`apply(report_seq=...)` named a report that does not exist or is already reconciled;
+    nothing was applied (exactly-once: a report's changes are written once)."""
+
+
 @runtime_checkable
 class Store(Protocol):
     # -- the raw-report log ---------------------------------------------------------------
@@ -137,7 +152,8 @@ class Store(Protocol):
     # -- the one write path of reconcile --------------------------------------------------
     def apply(self, changes: ChangeSet, report_seq: int | None = None) -> ApplyResult:
         """Write the change set in one transaction; with report_seq, mark that report
-        reconciled in the same transaction (exactly-once reconcile)."""
+        reconciled in the same transaction (exactly-once reconcile). Raises IdentifierTaken or
+        ReportNotPending (and writes nothing) when the change set cannot apply as a whole."""
 
     # -- queries ----------------------------------------------------------------------------
     def get_ci(self, ci_id: str) -> CI | None: ...

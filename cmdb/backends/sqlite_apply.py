@@ -1,0 +1,185 @@
+"""Writing a ChangeSet into the SQLite store, inside the transaction `SQLiteStore.apply` opens.
+
+Each part of the change set is one `executemany` of a simple keyed statement: the per-row cost
+stays in SQLite's C code. History rows are written by INSERT ... SELECT against the current
+row, so `before` is what the store really held and a change that changes nothing (a value set to
+what it already is, an active relation added again) records nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+from cmdb.backends.sqlite_schema import encode_json, to_micros
+from cmdb.changes import ChangeSet, IdentifierClaim
+from cmdb.store import ApplyResult, IdentifierTaken, ReportNotPending
+
+_HISTORY_COLUMNS = ("INSERT INTO history (ci_id, kind, name, before, after, related_ci, "
+                    "source_kind, source_id, report_id, observed_at, recorded_at) ")
+
+# Parameters ?1.. are the row's own; the provenance tail is always the last five.
+_INSERT_CI = "INSERT INTO ci (id, class, state, first_seen, last_seen) VALUES (?, ?, 'active', ?, ?)"
+_HISTORY_ROW = _HISTORY_COLUMNS + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+_INSERT_IDENTIFIER = "INSERT INTO identifier (class, kind, value, ci_id, first_seen) VALUES (?, ?, ?, ?, ?)"
+
+_HISTORY_ATTR_SET = _HISTORY_COLUMNS + (
+    "SELECT ?1, 'attr.set', ?2, b, ?3, NULL, ?4, ?5, ?6, ?7, ?8 "
+    "FROM (SELECT (SELECT value FROM attribute WHERE ci_id = ?1 AND name = ?2) AS b) WHERE b IS NOT ?3")
+_INSERT_ATTR = ("INSERT INTO attribute (ci_id, name, value, source_kind, source_id, report_id, observed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_UPSERT_ATTR = (
+    "INSERT INTO attribute (ci_id, name, value, source_kind, source_id, report_id, observed_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ci_id, name) DO UPDATE SET "
+    "value = excluded.value, source_kind = excluded.source_kind, source_id = excluded.source_id, "
+    "report_id = excluded.report_id, observed_at = excluded.observed_at")
+_HISTORY_ATTR_UNSET = _HISTORY_COLUMNS + (
+    "SELECT ci_id, 'attr.unset', name, value, NULL, NULL, ?3, ?4, ?5, ?6, ?7 "
+    "FROM attribute WHERE ci_id = ?1 AND name = ?2")
+_DELETE_ATTR = "DELETE FROM attribute WHERE ci_id = ? AND name = ?"
+# A late report (observed before the current value's observation) does not move the stamp back.
+_CONFIRM_ATTR = ("UPDATE attribute SET observed_at = ?1, report_id = ?2 "
+                 "WHERE ci_id = ?3 AND name = ?4 AND observed_at <= ?1")
+
+_HISTORY_REL_ADD = _HISTORY_COLUMNS + (
+    "SELECT ?1, 'rel.add', ?2, '\"' || s || '\"', '\"active\"', ?3, ?5, ?6, ?7, ?4, ?8 "
+    "FROM (SELECT (SELECT state FROM relationship WHERE from_ci = ?1 AND type = ?2 AND to_ci = ?3) AS s) "
+    "WHERE s IS NOT 'active'")
+_INSERT_REL = (
+    "INSERT INTO relationship (from_ci, type, to_ci, state, first_seen, last_seen, "
+    "source_kind, source_id, report_id, observed_at) VALUES (?1, ?2, ?3, 'active', ?4, ?4, ?5, ?6, ?7, ?4)")
+_UPSERT_REL = _INSERT_REL + (
+    " ON CONFLICT (from_ci, type, to_ci) DO UPDATE SET state = 'active', "
+    "last_seen = max(last_seen, excluded.last_seen), source_kind = excluded.source_kind, "
+    "source_id = excluded.source_id, report_id = excluded.report_id, observed_at = excluded.observed_at")
+_HISTORY_REL_RETIRE = _HISTORY_COLUMNS + (
+    "SELECT from_ci, 'rel.retire', type, '\"active\"', '\"retired\"', to_ci, ?5, ?6, ?7, ?4, ?8 "
+    "FROM relationship WHERE from_ci = ?1 AND type = ?2 AND to_ci = ?3 AND state = 'active'")
+_RETIRE_REL = ("UPDATE relationship SET state = 'retired' "
+               "WHERE from_ci = ?1 AND type = ?2 AND to_ci = ?3 AND state = 'active'")
+_SEE_REL = "UPDATE relationship SET last_seen = max(last_seen, ?1) WHERE from_ci = ?2 AND type = ?3 AND to_ci = ?4"
+_SEE_CI = "UPDATE ci SET last_seen = max(last_seen, ?1) WHERE id = ?2"
+
+_MARK_RECONCILED = ("UPDATE report SET status = 'reconciled', reconciled_at = ?, error = NULL "
+                    "WHERE seq = ? AND status IN ('pending', 'failed')")
+
+_CLAIM_CHUNK = 500
+
+
+def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: int | None) -> ApplyResult:
+    """Write `changes` on `conn`, which must be inside a write transaction the caller commits or
+    rolls back: any exception here leaves the transaction to be rolled back whole."""
+    prov = changes.provenance
+    observed = to_micros(prov.observed_at)
+    recorded = to_micros(datetime.now(timezone.utc))
+    # The provenance tail of every history row: source_kind, source_id, report_id, observed, recorded.
+    tail = (prov.source_kind, prov.source_id, prov.report_id, observed, recorded)
+    history = 0
+
+    if report_seq is not None:
+        if conn.execute(_MARK_RECONCILED, (recorded, report_seq)).rowcount != 1:
+            row = conn.execute("SELECT status FROM report WHERE seq = ?", (report_seq,)).fetchone()
+            state = "does not exist" if row is None else f"is {row[0]}"
+            raise ReportNotPending(f"report seq {report_seq} {state}; only a pending or failed report "
+                                   "can be applied")
+
+    if changes.created:
+        conn.executemany(_INSERT_CI, [(c.ci_id, c.ci_class, observed, observed) for c in changes.created])
+        cur = conn.executemany(_HISTORY_ROW, [(c.ci_id, "ci.create", None, None, encode_json(c.ci_class), None,
+                                               *tail) for c in changes.created])
+        history += cur.rowcount
+
+    if changes.identifiers:
+        history += _claim_identifiers(conn, changes.identifiers, observed, tail)
+
+    created = {c.ci_id for c in changes.created}
+    if changes.attributes:
+        # One change per (ci, name), the last one given: its `after` is the value to end with.
+        last = {(c.ci_id, c.name): c.after for c in changes.attributes}
+        # A CI created here has no current values to compare with or replace: plain inserts.
+        fresh = [(ci_id, name, encode_json(after)) for (ci_id, name), after in last.items()
+                 if after is not None and ci_id in created]
+        sets = [(ci_id, name, encode_json(after)) for (ci_id, name), after in last.items()
+                if after is not None and ci_id not in created]
+        unsets = [(ci_id, name) for (ci_id, name), after in last.items() if after is None]
+        if fresh:
+            history += conn.executemany(_HISTORY_ROW, [(ci_id, "attr.set", name, None, value, None, *tail)
+                                                       for ci_id, name, value in fresh]).rowcount
+            conn.executemany(_INSERT_ATTR, [(*f, *tail[:4]) for f in fresh])
+        if sets:
+            history += conn.executemany(_HISTORY_ATTR_SET, [(*s, *tail) for s in sets]).rowcount
+            conn.executemany(_UPSERT_ATTR, [(*s, *tail[:4]) for s in sets])
+        if unsets:
+            history += conn.executemany(_HISTORY_ATTR_UNSET, [(*u, *tail) for u in unsets]).rowcount
+            conn.executemany(_DELETE_ATTR, unsets)
+
+    if changes.confirmed:
+        conn.executemany(_CONFIRM_ATTR, [(observed, prov.report_id, ci_id, name)
+                                         for ci_id, name in changes.confirmed])
+
+    if changes.relations:
+        # One action per relation, the last one given.
+        actions = {(r.from_ci, r.type, r.to_ci): r.action for r in changes.relations}
+        adds = [(*key, observed, *tail[:3], recorded) for key, action in actions.items() if action == "add"]
+        retires = [(*key, observed, *tail[:3], recorded) for key, action in actions.items() if action == "retire"]
+        # A relation with an end created here cannot exist yet: plain inserts.
+        fresh_adds = [a for a in adds if a[0] in created or a[2] in created]
+        adds = [a for a in adds if a[0] not in created and a[2] not in created]
+        if fresh_adds:
+            history += conn.executemany(_HISTORY_ROW, [(a[0], "rel.add", a[1], None, '"active"', a[2], *tail)
+                                                       for a in fresh_adds]).rowcount
+            conn.executemany(_INSERT_REL, [a[:7] for a in fresh_adds])
+        if adds:
+            history += conn.executemany(_HISTORY_REL_ADD, adds).rowcount
+            conn.executemany(_UPSERT_REL, [a[:7] for a in adds])
+        if retires:
+            history += conn.executemany(_HISTORY_REL_RETIRE, retires).rowcount
+            conn.executemany(_RETIRE_REL, [r[:3] for r in retires])
+
+    if changes.relations_seen:
+        conn.executemany(_SEE_REL, [(observed, from_ci, type_, to_ci)
+                                    for type_, from_ci, to_ci in changes.relations_seen])
+    if changes.seen:
+        conn.executemany(_SEE_CI, [(observed, ci_id) for ci_id in dict.fromkeys(changes.seen)])
+
+    return ApplyResult(history_rows=history, created=len(changes.created))
+
+
+def _claim_identifiers(conn: sqlite3.Connection, claims: list[IdentifierClaim], observed: int,
+                       tail: tuple) -> int:
+    """Bind the claimed identifiers; a key another CI holds fails the whole apply (the UNIQUE
+    key is the backstop, this check names the culprit). Re-claiming one's own key is a no-op."""
+    wanted: dict[tuple[str, str, str], str] = {}
+    for c in claims:
+        key = (c.ci_class, c.kind, c.value)
+        holder = wanted.setdefault(key, c.ci_id)
+        if holder != c.ci_id:
+            raise IdentifierTaken(c.ci_class, c.kind, c.value, holder, c.ci_id)
+
+    by_group: dict[tuple[str, str], list[str]] = {}
+    for ci_class, kind, value in wanted:
+        by_group.setdefault((ci_class, kind), []).append(value)
+    held: dict[tuple[str, str, str], str] = {}
+    for (ci_class, kind), values in by_group.items():
+        for start in range(0, len(values), _CLAIM_CHUNK):
+            chunk = values[start:start + _CLAIM_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for value, ci_id in conn.execute(
+                    f"SELECT value, ci_id FROM identifier WHERE class = ? AND kind = ? AND value IN ({marks})",
+                    (ci_class, kind, *chunk)):
+                held[(ci_class, kind, value)] = ci_id
+
+    new = []
+    for key, ci_id in wanted.items():
+        holder = held.get(key)
+        if holder is None:
+            new.append((*key, ci_id))
+        elif holder != ci_id:
+            raise IdentifierTaken(*key, holder, ci_id)
+    if not new:
+        return 0
+    conn.executemany(_INSERT_IDENTIFIER, [(*n, observed) for n in new])
+    conn.executemany(_HISTORY_ROW, [(ci_id, "ident.add", kind, None, encode_json(value), None, *tail)
+                                    for _, kind, value, ci_id in new])
+    return len(new)

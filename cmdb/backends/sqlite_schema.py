@@ -1,0 +1,175 @@
+"""The SQLite schema of the embedded store, its migrations, and how values are stored.
+
+Times are INTEGER microseconds since the Unix epoch, UTC: exact (a datetime round-trips to the
+microsecond), cheap to compare and to index, and ordered the way time is. Attribute values and
+history before/after are JSON text written by msgspec, so equal values are equal strings and
+`list_cis` can compare them in SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_json_encode = msgspec.json.Encoder().encode
+json_decode = msgspec.json.Decoder().decode
+
+
+def to_micros(when: datetime) -> int:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"naive datetime {when.isoformat()}: pass a timezone-aware datetime "
+                         "(e.g. datetime.now(timezone.utc))")
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def encode_json(value: Any) -> str:
+    return _json_encode(value).decode()
+
+
+def decode_json(text: str | None) -> Any:
+    return None if text is None else json_decode(text)
+
+
+_V1 = (
+    """CREATE TABLE ci (
+        id          TEXT PRIMARY KEY,
+        class       TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'active' CHECK (state = 'active' OR state = 'retired'),
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # list_cis by class walks this in id order; count_cis is an index-only scan.
+    "CREATE INDEX ci_by_class ON ci (class, state, id)",
+
+    """CREATE TABLE identifier (
+        class       TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        first_seen  INTEGER NOT NULL,
+        PRIMARY KEY (class, kind, value)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX identifier_by_ci ON identifier (ci_id)",
+
+    # Current values only; their history is in `history`. No index on value: attribute writes are
+    # the hot path of reconcile, and list_cis filters through the (ci_id, name) key instead.
+    """CREATE TABLE attribute (
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        name        TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        report_id   TEXT,
+        observed_at INTEGER NOT NULL,
+        PRIMARY KEY (ci_id, name)
+    ) WITHOUT ROWID""",
+
+    """CREATE TABLE history (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        kind        TEXT NOT NULL CHECK (kind = 'ci.create' OR kind = 'attr.set' OR kind = 'attr.unset'
+                           OR kind = 'ident.add' OR kind = 'rel.add' OR kind = 'rel.retire'),
+        name        TEXT,
+        before      TEXT,
+        after       TEXT,
+        related_ci  TEXT,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        report_id   TEXT,
+        observed_at INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX history_by_ci ON history (ci_id, seq)",
+    "CREATE INDEX history_by_related_ci ON history (related_ci, seq) WHERE related_ci IS NOT NULL",
+    """CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+       BEGIN SELECT RAISE(ABORT, 'history is append-only: its rows cannot be updated'); END""",
+    """CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+       BEGIN SELECT RAISE(ABORT, 'history is append-only: its rows cannot be deleted'); END""",
+
+    # The key is UNIQUE(type, from_ci, to_ci), ordered from_ci first so that the key also serves
+    # relationships_among and the outgoing side of relationships().
+    """CREATE TABLE relationship (
+        from_ci     TEXT NOT NULL REFERENCES ci (id),
+        type        TEXT NOT NULL,
+        to_ci       TEXT NOT NULL REFERENCES ci (id),
+        state       TEXT NOT NULL DEFAULT 'active' CHECK (state = 'active' OR state = 'retired'),
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        report_id   TEXT,
+        observed_at INTEGER NOT NULL,
+        PRIMARY KEY (from_ci, type, to_ci)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX relationship_by_to ON relationship (to_ci, type)",
+    "CREATE INDEX relationship_by_state ON relationship (state, type)",
+
+    """CREATE TABLE report (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        report_id     TEXT NOT NULL UNIQUE,
+        source_kind   TEXT NOT NULL,
+        source_id     TEXT NOT NULL,
+        received_at   INTEGER NOT NULL,
+        collected_at  INTEGER NOT NULL,
+        digest        TEXT NOT NULL,
+        body          BLOB NOT NULL,
+        status        TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (status = 'pending' OR status = 'reconciled' OR status = 'failed'),
+        reconciled_at INTEGER,
+        error         TEXT
+    )""",
+    "CREATE INDEX report_by_status ON report (status, seq)",
+
+    # A name is unique among live tokens only, so a token can be rotated under the same name.
+    """CREATE TABLE token (
+        token_hash  TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        revoked_at  INTEGER
+    ) WITHOUT ROWID""",
+    "CREATE UNIQUE INDEX token_live_name ON token (name) WHERE revoked_at IS NULL",
+)
+
+# The CHECKs are OR chains, not IN lists: SQLite builds an IN list's lookup table once per
+# statement execution, which under executemany means once per row (measured: a third of the
+# cost of a history insert).
+
+# MIGRATIONS[n] takes a database from schema version n to n + 1. To change the schema, append a
+# tuple of statements and bump SCHEMA_VERSION; never edit a migration that has shipped.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to SCHEMA_VERSION in one transaction; return the version found."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        found = int(row[0]) if row else 0
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(f"this database has schema version {found}, written by a newer fleetgraph; "
+                               f"this one knows up to version {SCHEMA_VERSION}: upgrade fleetgraph")
+        for version in range(found, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return found
