@@ -18,7 +18,6 @@ LABEL_ATTRIBUTES = ("hostname", "name", "address", "fqdn", "sysname", "model")
 
 def register(sub: argparse._SubParsersAction) -> None:
     ci = sub.add_parser("ci", help="query configuration items")
-    ci.add_argument("--store", dest="collector__store", metavar="URL", help="store URL (collector.store)")
     ci_sub = ci.add_subparsers(dest="ci_command", metavar="ACTION", required=True)
 
     ls = ci_sub.add_parser("list", help="list CIs by class and attribute")
@@ -29,12 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--limit", type=int, default=100)
     ls.add_argument("--offset", type=int, default=0)
     ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.add_argument("--store", dest="collector__store", metavar="URL", help="store URL (collector.store)")
     ls.set_defaults(func=cmd_list)
 
     show = ci_sub.add_parser("show", help="one CI: attributes with provenance, identifiers, relations")
     show.add_argument("ci_id", help="CI id or a unique prefix of it")
     show.add_argument("--as-of", metavar="ISO8601", help="the CI as it stood at that time")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--store", dest="collector__store", metavar="URL", help="store URL (collector.store)")
     show.set_defaults(func=cmd_show)
 
     hist = ci_sub.add_parser("history", help="the change records of one CI")
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     hist.add_argument("--since", metavar="ISO8601")
     hist.add_argument("--limit", type=int, default=1000)
     hist.add_argument("--json", action="store_true")
+    hist.add_argument("--store", dest="collector__store", metavar="URL", help="store URL (collector.store)")
     hist.set_defaults(func=cmd_history)
 
 

@@ -97,6 +97,15 @@ class HistoryRow:
 
 
 @dataclass(slots=True)
+class TokenInfo:
+    name: str
+    role: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(slots=True)
 class ApplyResult:
     history_rows: int
     created: int
@@ -123,6 +132,11 @@ class ReportNotPending(Exception):
 
 @runtime_checkable
 class Store(Protocol):
+    # Exceptions of this backend that mean "try again later" (busy, locked, unreachable), as
+    # opposed to a change set the store refuses: the reconcile worker retries on these and never
+    # marks a report failed because of them.
+    transient_errors: tuple[type[BaseException], ...]
+
     # -- the raw-report log ---------------------------------------------------------------
     def put_report(self, report_id: str, source_kind: str, source_id: str,
                    collected_at: datetime, body: bytes) -> PutResult:
@@ -193,5 +207,8 @@ class Store(Protocol):
         """(name, role) of a valid (not revoked, not expired) token, else None."""
 
     def revoke_token(self, name: str) -> int: ...
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token (never its hash), newest first."""
 
     def close(self) -> None: ...

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -26,11 +27,17 @@ T = TypeVar("T")
 STORE_KEY = web.AppKey("store", Store)
 CONFIG_KEY = web.AppKey("config", CollectorConfig)
 EXECUTOR_KEY = web.AppKey("store_executor", ThreadPoolExecutor)
-WORKER_KEY = web.AppKey("reconcile_worker", "ReconcileWorker | None")
+WORKER_KEY: web.AppKey[ReconcileWorker | None] = web.AppKey("reconcile_worker")
 
-# Request-scoped values (set by the middleware and the auth decorator).
-REQUEST_ID = "fleetgraph.request_id"
-PRINCIPAL = "fleetgraph.principal"  # (token name, role)
+# Request-scoped values, set by the error middleware and the auth decorator. aiohttp >= 3.13 has
+# typed request keys (and warns on str keys); older versions take plain strings.
+_RequestKey = getattr(web, "RequestKey", None)
+if _RequestKey is not None:
+    REQUEST_ID: Any = _RequestKey("request_id", str)
+    PRINCIPAL: Any = _RequestKey("principal", tuple)  # (token name, role)
+else:  # pragma: no cover - aiohttp < 3.13
+    REQUEST_ID = "fleetgraph.request_id"
+    PRINCIPAL = "fleetgraph.principal"
 
 _json = msgspec.json.Encoder()
 

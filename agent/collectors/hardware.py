@@ -259,7 +259,7 @@ class HardwareCollector:
                 **dmi,
                 "cpu_model": cpu.model, "cpu_vendor": cpu.vendor, "cpu_sockets": cpu.sockets,
                 "cpu_cores": cores, "cpu_threads": threads,
-                "cpu_mhz": _rounded(max_mhz or cpu.mhz), "cpu_mhz_current": _rounded(cpu.mhz),
+                "cpu_mhz": _rounded(max_mhz or cpu.mhz),  # not the current clock: it moves every run
                 "memory_bytes": mem_total, "swap_bytes": swap_total,
                 "virtualization": detect_virtualization(ctx, cpu),
             },

@@ -32,7 +32,7 @@ from cmdb.changes import ChangeSet, Provenance
 from cmdb.graph import build_graph
 from cmdb.store import (
     CI, ApplyResult, AttributeValue, CIState, HistoryRow, Identifier, PutResult, Relationship,
-    ReportStatus, StoredReport,
+    ReportStatus, StoredReport, TokenInfo,
 )
 
 if TYPE_CHECKING:
@@ -104,6 +104,9 @@ def _report(row: tuple) -> StoredReport:
 
 class SQLiteStore:
     """The `cmdb.store.Store` contract on one SQLite file (created, with its folder, if missing)."""
+
+    # "database is locked" after the busy timeout, disk I/O errors, a full disk: try again later.
+    transient_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError, OSError)
 
     def __init__(self, path: str | Path):
         if str(path) in ("", ":memory:") or str(path).startswith("file:"):
@@ -469,6 +472,12 @@ class SQLiteStore:
             "SELECT name, role FROM token WHERE token_hash = ? AND revoked_at IS NULL "
             "AND (expires_at IS NULL OR expires_at > ?)", (token_hash, to_micros(now))).fetchone()
         return None if row is None else (row[0], row[1])
+
+    def list_tokens(self) -> list[TokenInfo]:
+        rows = self._reader().execute("SELECT name, role, created_at, expires_at, revoked_at FROM token "
+                                    "ORDER BY created_at DESC").fetchall()
+        when = lambda v: None if v is None else from_micros(v)  # noqa: E731
+        return [TokenInfo(r[0], r[1], from_micros(r[2]), when(r[3]), when(r[4])) for r in rows]
 
     def revoke_token(self, name: str) -> int:
         with self._transaction(durable=True) as conn:

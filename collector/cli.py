@@ -1,0 +1,154 @@
+"""`fleetgraph collector serve` and `fleetgraph token create|list|revoke`.
+
+Flags whose argparse dest is `collector__<key>` override the [collector] config options (see
+cmdb.cli). Heavy imports (aiohttp, the store backends) happen inside the handlers, so that the
+dispatcher stays cheap on endpoints that only run the agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.roles import ROLES
+
+
+def register(subparsers: Any) -> None:
+    collector = subparsers.add_parser(
+        "collector", help="run the collector service (ingest, query API, reconcile)",
+        description="The collector: receives reports, stores them durably, reconciles them into CIs "
+                    "and serves the query API.")
+    csub = collector.add_subparsers(dest="collector_command", metavar="COMMAND", required=True)
+    serve = csub.add_parser("serve", help="serve the collector until SIGINT/SIGTERM",
+                            description="Serve the collector. Prints 'fleetgraph collector listening on "
+                                        "http://HOST:PORT' once bound.")
+    serve.add_argument("--listen", dest="collector__listen", metavar="HOST:PORT",
+                       help="address to listen on (port 0: any free port)")
+    _store_flag(serve)
+    serve.add_argument("--no-reconcile", dest="collector__reconcile", action="store_const", const=False,
+                       default=None, help="ingest only: do not run the reconcile worker in this process")
+    serve.set_defaults(func=_serve)
+
+    token = subparsers.add_parser("token", help="manage API tokens (create, list, revoke)",
+                                  description="API bearer tokens. Only a hash is stored: the plain "
+                                              "token is printed once, at creation.")
+    tsub = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
+    create = tsub.add_parser("create", help="create a token and print it (once) on stdout")
+    create.add_argument("--name", required=True, help="what the token is for (unique; used to revoke it)")
+    create.add_argument("--role", required=True, choices=ROLES,
+                        help="agent: may post reports; reader: may query; admin: everything")
+    create.add_argument("--expires", metavar="ISO8601",
+                        help="expiry time, e.g. 2025-12-31T00:00:00Z (default: never)")
+    _store_flag(create)
+    create.set_defaults(func=_token_create)
+
+    listing = tsub.add_parser("list", help="list tokens (names, roles, expiry; never the tokens)")
+    _store_flag(listing)
+    listing.set_defaults(func=_token_list)
+
+    revoke = tsub.add_parser("revoke", help="revoke every token with this name")
+    revoke.add_argument("--name", required=True)
+    _store_flag(revoke)
+    revoke.set_defaults(func=_token_revoke)
+
+
+def _store_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", dest="collector__store", metavar="URL",
+                        help="store URL: sqlite:PATH or sqlite:///ABS/PATH")
+
+
+def _serve(args: argparse.Namespace, config: Any) -> int:
+    from collector.server import serve
+
+    return serve(config.collector)
+
+
+def _open(config: Any):
+    """The configured store, or None after saying on stderr why it cannot be opened."""
+    from collector.server import open_configured_store
+
+    try:
+        return open_configured_store(config.collector.store)
+    except Exception as exc:  # a wrong URL, an unreadable file, a newer schema: say which
+        print(f"fleetgraph: cannot open the store {config.collector.store}: {exc}", file=sys.stderr)
+        return None
+
+
+def _parse_expiry(text: str) -> datetime:
+    try:
+        expires_at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--expires must be ISO 8601, e.g. 2025-12-31T00:00:00Z, got {text!r}") from None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= datetime.now(UTC):
+        raise ValueError(f"--expires {text} is in the past")
+    return expires_at
+
+
+def _token_create(args: argparse.Namespace, config: Any) -> int:
+    from collector.auth import create_token
+
+    try:
+        expires_at = _parse_expiry(args.expires) if args.expires else None
+    except ValueError as exc:
+        print(f"fleetgraph: {exc}", file=sys.stderr)
+        return 2
+    store = _open(config)
+    if store is None:
+        return 1
+    try:
+        token = create_token(store, args.name, args.role, expires_at)
+    except ValueError as exc:  # includes a name already in use, as the store words it
+        print(f"fleetgraph: cannot create token {args.name!r}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    # stdout carries the token and nothing else, so `TOKEN=$(fleetgraph token create ...)` works.
+    print(token)
+    print(f"created {args.role} token {args.name!r}; it is shown only this once", file=sys.stderr)
+    return 0
+
+
+def _token_list(args: argparse.Namespace, config: Any) -> int:
+    store = _open(config)
+    if store is None:
+        return 1
+    try:
+        tokens = store.list_tokens()
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    rows = [("NAME", "ROLE", "CREATED", "EXPIRES", "STATE")]
+    for t in tokens:
+        expires = t.expires_at
+        state = "revoked" if t.revoked_at else ("expired" if expires and expires <= now else "valid")
+        rows.append((t.name, t.role, _when(t.created_at), _when(expires) or "never", state))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, config: Any) -> int:
+    store = _open(config)
+    if store is None:
+        return 1
+    try:
+        revoked = store.revoke_token(args.name)
+    finally:
+        store.close()
+    if not revoked:
+        print(f"fleetgraph: no valid token named {args.name!r} (see 'fleetgraph token list')",
+              file=sys.stderr)
+        return 1
+    print(f"revoked {revoked} token(s) named {args.name!r}", file=sys.stderr)
+    return 0
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "" if value is None else str(value)

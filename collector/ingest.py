@@ -1,0 +1,186 @@
+"""POST /api/v1/reports: authenticate, bound, decompress, validate, store durably, then acknowledge.
+
+The order is the contract with the agents: a 202 means the report is committed to the raw-report
+log (the store syncs before `put_report` returns), so an agent may drop it from its outbox. Every
+rejection happens before the store is touched, so a rejected request leaves the store unchanged.
+
+Bodies are bounded twice: `max_body_bytes` on the wire (Content-Length up front, and counted
+while reading for chunked bodies) and `max_report_bytes` after gzip decompression, which is done
+incrementally so a gzip bomb costs at most `max_report_bytes` of memory before it is refused.
+The server must run with `auto_decompress=False` (see `collector.app.RUNNER_KWARGS`) so that
+this handler, not aiohttp, sees the compressed bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from cmdb.report import Report, ReportError, decode_report
+from cmdb.store import ReportConflict
+from collector.api import CONFIG_KEY, PRINCIPAL, STORE_KEY, WORKER_KEY, APIError, call_store, json_response
+from collector.auth import require_role
+
+log = logging.getLogger("fleetgraph.collector.ingest")
+
+routes = web.RouteTableDef()
+
+REPORTS_PATH = "/api/v1/reports"
+_GZIP = ("gzip", "x-gzip")
+_IDENTITY = ("", "identity")
+_DECOMPRESS_STEP = 256 * 1024  # inflate at most this much per call: memory stays bounded
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    max_body: int  # bytes on the wire (compressed)
+    max_report: int  # bytes of report JSON (after decompression)
+
+    def too_large_on_wire(self) -> APIError:
+        return APIError(413, f"request body larger than {self.max_body} bytes; split the report "
+                             "(e.g. send a delta) or raise collector.max_body_bytes",
+                        limit=self.max_body)
+
+    def too_large_inflated(self) -> APIError:
+        return APIError(413, f"report larger than {self.max_report} bytes after decompression; "
+                             "split the report or raise collector.max_report_bytes",
+                        limit=self.max_report)
+
+
+class _GunzipCapped:
+    """Incremental gzip decoder that refuses to inflate more than `max_report` bytes in total."""
+
+    def __init__(self, limits: _Limits):
+        self._limits = limits
+        self._d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._out = bytearray()
+        self._seen_input = False
+
+    def feed(self, data: bytes) -> None:
+        self._seen_input = self._seen_input or bool(data)
+        while True:
+            limit = min(self._limits.max_report - len(self._out) + 1, _DECOMPRESS_STEP)  # +1: "over"
+            try:
+                chunk = self._d.decompress(data, limit)
+            except zlib.error as exc:
+                raise APIError(400, f"body is not valid gzip ({exc}); send the report gzip-compressed "
+                                    "or drop the Content-Encoding header") from None
+            self._out += chunk
+            if len(self._out) > self._limits.max_report:
+                raise self._limits.too_large_inflated()
+            if self._d.eof:
+                data = self._d.unused_data
+                if not data:
+                    return
+                # A second gzip member: concatenated members are valid gzip.
+                self._d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                continue
+            data = self._d.unconsumed_tail
+            if not data and len(chunk) < limit:  # input used up and no output held back
+                return
+
+    def finish(self) -> bytes:
+        if not self._seen_input:
+            raise APIError(400, "empty body: send the report JSON (gzip-compressed here)")
+        if not self._d.eof:
+            raise APIError(400, "gzip stream is truncated; send the complete compressed report")
+        return bytes(self._out)
+
+
+async def _read_body(request: web.Request, limits: _Limits) -> bytes:
+    """The report bytes, decompressed, within both limits; APIError otherwise."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _GZIP + _IDENTITY:
+        raise APIError(415, f"unsupported Content-Encoding {encoding!r}; send the report plain or gzip",
+                       supported=["gzip", "identity"])
+    if request.content_length is not None and request.content_length > limits.max_body:
+        raise limits.too_large_on_wire()
+
+    if encoding in _GZIP and getattr(request.content, "total_compressed_bytes", None) is not None:
+        # aiohttp inflated the body already (the runner lacks RUNNER_KWARGS): the caps and the
+        # error messages here would not hold, so refuse loudly instead of half-working.
+        log.error("the collector runs without auto_decompress=False; pass collector.app.RUNNER_KWARGS "
+                  "to the runner")
+        raise APIError(500, "the collector is misconfigured for compressed reports (see its log); "
+                            "send the report uncompressed meanwhile")
+    gunzip = _GunzipCapped(limits) if encoding in _GZIP else None
+    plain = bytearray()
+    received = 0
+    try:
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+            if received > limits.max_body:
+                raise limits.too_large_on_wire()
+            if gunzip is not None:
+                gunzip.feed(chunk)
+            else:
+                plain += chunk
+    except web.RequestPayloadError as exc:
+        raise APIError(400, f"request body is malformed or was cut off ({exc}); send it again") from None
+    if gunzip is not None:
+        return gunzip.finish()
+    if len(plain) > limits.max_report:
+        raise limits.too_large_inflated()
+    if not plain:
+        raise APIError(400, "empty body: send the report JSON")
+    return bytes(plain)
+
+
+def _check_content_type(request: web.Request) -> None:
+    if request.content_type != "application/json":
+        given = request.headers.get("Content-Type") or "none"
+        raise APIError(415, f"Content-Type must be application/json (got {given}); "
+                            "send the report as JSON, optionally with Content-Encoding: gzip",
+                       supported=["application/json"])
+
+
+def _decode(body: bytes) -> tuple[Report, str]:
+    """Validate the report and digest the body (CPU work: runs in the executor)."""
+    report = decode_report(body)
+    return report, hashlib.sha256(body).hexdigest()
+
+
+@routes.post(REPORTS_PATH)
+@require_role("agent")
+async def post_report(request: web.Request) -> web.Response:
+    config = request.config_dict[CONFIG_KEY]
+    store = request.config_dict[STORE_KEY]
+    _check_content_type(request)
+    body = await _read_body(request, _Limits(config.max_body_bytes, config.max_report_bytes))
+    try:
+        report, digest = await call_store(request, _decode, body)
+    except ReportError as exc:
+        raise APIError(400, "invalid report", field=exc.field, rule=exc.rule) from None
+
+    try:
+        put = await call_store(request, store.put_report, report.report_id, report.source.kind,
+                               report.source.id, report.collected_at, body)
+    except ReportConflict:
+        raise _conflict(report.report_id) from None
+
+    if not put.created:
+        if put.digest != digest:
+            raise _conflict(report.report_id, seq=put.seq)
+        return json_response({"report_id": report.report_id, "status": "duplicate", "seq": put.seq,
+                              "received_at": put.received_at})
+
+    name, _role = request[PRINCIPAL]
+    log.info("report %s accepted: seq %d, %s/%s, %d items, %d relations, %d bytes (token %r)",
+             report.report_id, put.seq, report.source.kind, report.source.id, len(report.items),
+             len(report.relations), len(body), name)
+    worker = request.config_dict.get(WORKER_KEY)
+    if worker is not None:
+        worker.wake()
+    return json_response({"report_id": report.report_id, "status": "accepted", "seq": put.seq},
+                         status=202)
+
+
+def _conflict(report_id: str, seq: int | None = None) -> APIError:
+    extra = {"report_id": report_id} | ({"seq": seq} if seq is not None else {})
+    return APIError(409, f"report_id {report_id!r} was already received with a different body; "
+                         "a report_id names exactly one report: send changed data under a new report_id",
+                    **extra)
