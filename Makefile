@@ -34,6 +34,7 @@ demo: venv
 	$(VENV)/bin/fleetgraph demo
 
 test: venv
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv

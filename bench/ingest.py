@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from agent.builder import build_report  # noqa: E402
 from agent.context import LocalContext  # noqa: E402
+from cmdb.backends import sqlite_url  # noqa: E402
 from cmdb.report import encode_report  # noqa: E402
 
 
@@ -111,7 +111,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         # fleetgraph, ingest only (reconcile worker off): what a 202 costs.
-        store = f"sqlite:///{tmp}/fg.sqlite"
+        store = sqlite_url(Path(tmp) / "fg.sqlite")
         token = subprocess.run([sys.executable, "-m", "cmdb.cli", "token", "create", "--name", "bench",
                                 "--role", "agent", "--store", store], cwd=REPO, capture_output=True,
                                text=True, check=True).stdout.strip()

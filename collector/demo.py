@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cmdb.backends import open_store, sqlite_url
 from cmdb.config import Config
 
 DEMO_PORT = 8420
@@ -37,9 +38,10 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cmdb.cli", *args]
 
 
-def _start_collector(store_url: str, port: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(_cli("collector", "serve", "--listen", f"127.0.0.1:{port}", "--store", store_url),
-                            stdout=subprocess.PIPE, text=True, start_new_session=False)
+def _start_collector(store_url: str, port: int, log: Path) -> tuple[subprocess.Popen, str]:
+    with log.open("a") as log_file:
+        proc = subprocess.Popen(_cli("collector", "serve", "--listen", f"127.0.0.1:{port}", "--store", store_url),
+                                stdout=subprocess.PIPE, stderr=log_file, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if m := re.search(r"listening on (http://\S+)", line):
@@ -100,25 +102,25 @@ def print_summary(store, computer_ids: list[str]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    from cmdb.backends import open_store
     from collector.auth import create_token
 
     var = Path(args.var).resolve()
     var.mkdir(parents=True, exist_ok=True)
-    store_url = f"sqlite:///{var / 'fleetgraph.sqlite'}"
+    store_url = sqlite_url(var / "fleetgraph.sqlite")
     store = open_store(store_url)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     agent_token = create_token(store, f"demo-agent-{stamp}", "agent")
     reader_token = create_token(store, f"demo-reader-{stamp}", "reader")
     store.close()
 
+    log = var / "collector.log"
     try:
-        proc, url = _start_collector(store_url, DEMO_PORT)
+        proc, url = _start_collector(store_url, DEMO_PORT, log)
     except RuntimeError:
         print(f"port {DEMO_PORT} is taken; using a free port instead", file=sys.stderr)
-        proc, url = _start_collector(store_url, 0)
+        proc, url = _start_collector(store_url, 0, log)
     try:
-        print(f"collector running at {url} (store {var / 'fleetgraph.sqlite'})")
+        print(f"collector running at {url} (store {var / 'fleetgraph.sqlite'}, log {log})")
         print("running the agent once on this machine ...")
         agent = subprocess.run(_cli("agent", "run", "--once", "--server", url, "--state-dir", str(var / "agent")),
                                env={**os.environ, "FLEETGRAPH_AGENT_TOKEN": agent_token})

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from cmdb.changes import ChangeSet
 
+
 def format_value(value: Any, width: int = 60) -> str:
     """A value as compact JSON, cut to `width` characters (package lists can be long)."""
     text = "∅" if value is None else json.dumps(value, ensure_ascii=False, default=str)

@@ -34,6 +34,11 @@ def open_store(url: str) -> Store:
                      "sqlite:relative/path.sqlite or a bare path (a neo4j:// backend is planned)")
 
 
+def sqlite_url(path: str | Path) -> str:
+    """The store URL of a SQLite file: sqlite:///abs/path (three slashes, then the absolute path)."""
+    return "sqlite:///" + str(Path(path).resolve()).lstrip("/")
+
+
 def _sqlite_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.query or parts.fragment:

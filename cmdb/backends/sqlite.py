@@ -31,8 +31,17 @@ from cmdb.backends.sqlite_schema import decode_json, encode_json, from_micros, j
 from cmdb.changes import ChangeSet, Provenance
 from cmdb.graph import build_graph
 from cmdb.store import (
-    CI, ApplyResult, AttributeValue, CIState, HistoryRow, Identifier, PutResult, Relationship,
-    ReportStatus, StoredReport, TokenInfo,
+    CI,
+    ApplyResult,
+    AttributeValue,
+    CIState,
+    HistoryRow,
+    Identifier,
+    PutResult,
+    Relationship,
+    ReportStatus,
+    StoredReport,
+    TokenInfo,
 )
 
 if TYPE_CHECKING:

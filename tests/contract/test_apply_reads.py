@@ -10,8 +10,8 @@ from tests.contract.fleet import HOST_ATTRIBUTES, apply_fleet, fleet_changes, pr
 
 
 def test_apply_reports_what_it_wrote(store):
-    from tests.contract.fleet import Fleet
     from cmdb.ids import new_ci_id
+    from tests.contract.fleet import Fleet
     f = Fleet(*sorted(new_ci_id() for _ in range(8)), provenance=provenance(0))
     changes = fleet_changes(f)
     result = store.apply(changes)

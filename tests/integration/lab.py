@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cmdb.backends import sqlite_url
+
 REPO = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"listening on (http://[0-9.:\[\]]+)")
 
@@ -40,7 +42,7 @@ class Collector:
 
     @property
     def store_url(self) -> str:
-        return f"sqlite:///{self.store_path}"
+        return sqlite_url(self.store_path)
 
     def start(self, timeout: float = 30) -> "Collector":
         self.proc = subprocess.Popen(

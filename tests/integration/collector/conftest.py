@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from cmdb.backends import sqlite_url
 from cmdb.config import CollectorConfig
 
 
@@ -47,7 +48,7 @@ async def collector(store, db_path: Path) -> AsyncIterator[Starter]:
     clients: list[TestClient] = []
 
     async def start(**overrides: Any) -> TestClient:
-        settings: dict[str, Any] = {"store": f"sqlite:///{db_path}", "reconcile": False} | overrides
+        settings: dict[str, Any] = {"store": sqlite_url(db_path), "reconcile": False} | overrides
         app = create_app(store, CollectorConfig(**settings))
         server = TestServer(app)
         # TestServer drops runner arguments given to its constructor; start_server takes them.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from cmdb.backends import sqlite_url
 from cmdb.report import encode_report
 from tests.integration.collector.harness import make_report
 
@@ -91,7 +92,7 @@ class Collector:
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/data/db.sqlite"  # the folder does not exist yet
+    return sqlite_url(tmp_path / "data" / "db.sqlite")  # the folder does not exist yet
 
 
 def _token(tmp_path: Path, store_url: str, role: str = "agent") -> str:

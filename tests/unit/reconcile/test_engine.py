@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cmdb.report import Item, Relation
+from cmdb.report import Item
 from reconcile.dryrun import describe
 from reconcile.engine import compute_changes, reconcile_report
 from tests.unit.reconcile.reports import DEFAULT_ATTRIBUTES, again, machine_report

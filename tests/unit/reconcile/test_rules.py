@@ -7,8 +7,15 @@ import pytest
 from cmdb.model import CI_CLASSES
 from cmdb.report import Item
 from reconcile.rules import (
-    RULES, fqdn_keys, hostname_keys, identity_mac_keys, ip_address_keys, manufacturer_serial_keys,
-    normalise_manufacturer, rules_for, system_uuid_keys,
+    RULES,
+    fqdn_keys,
+    hostname_keys,
+    identity_mac_keys,
+    ip_address_keys,
+    manufacturer_serial_keys,
+    normalise_manufacturer,
+    rules_for,
+    system_uuid_keys,
 )
 
 JUNK_SERIALS = ["To Be Filled By O.E.M.", "To be filled by O.E.M.", "System Serial Number", "Default string",
