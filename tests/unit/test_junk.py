@@ -9,7 +9,7 @@ import pytest
 
 from cmdb.junk import clean, clean_mac, clean_uuid, is_identity_mac, is_junk
 
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "host" / "glpi-agent" / "dmidecode"
+CORPORA = Path(__file__).resolve().parents[1] / "fixtures" / "host" / "glpi-agent" / "dmidecode"
 
 REAL_JUNK = ["To Be Filled By O.E.M.", "To be filled by O.E.M.", "System Serial Number", "Default string",
              "Not Specified", "Not Available", "None", "N/A", "  ", "", "0", "00000000", "Chassis Serial Number",
@@ -56,7 +56,7 @@ def test_mac_cleaning(mac, expected, identity):
 def test_every_placeholder_serial_in_the_corpora_is_junk():
     """GLPI drops these placeholders from real dumps; so must we, and we must keep the rest."""
     if not CORPORA.is_dir():
-        pytest.skip("shared corpora not present beside the repository")
+        pytest.fail(f"fixtures missing: {CORPORA}")
     placeholders = re.compile(r"^(to be filled|system serial|default string|not specified|chassis serial"
                               r"|0+$|none$|n/a$)", re.I)
     seen_junk = seen_real = 0

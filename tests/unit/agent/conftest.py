@@ -11,7 +11,7 @@ import pytest
 
 from agent.context import CommandError, CommandNotFound
 
-GLPI = Path("/work/shared/corpora/host/glpi-agent")
+GLPI = Path(__file__).resolve().parents[2] / "fixtures" / "host" / "glpi-agent"
 
 
 def glpi_expected(tool: str, case: str, expectation: str):
