@@ -19,8 +19,7 @@ from agent import FLEETGRAPH_VERSION
 from agent.collectors import COLLECTORS
 from agent.collectors.base import COMPUTER_REF, Collector, Contribution
 from agent.context import Context
-from cmdb.model import CI_CLASSES
-from cmdb.report import SCHEMA_V1, CollectorStatus, Item, Relation, Report, Source
+from cmdb.report import SCHEMA_V1, CollectorStatus, Item, Relation, Report, ReportError, Source, check_item
 
 MAX_REASON = 2048
 _encoder = msgspec.json.Encoder()
@@ -59,10 +58,10 @@ class ReportGraph:
             known = self.items.get(item.ref)
             if known is not None and known.class_ != item.class_:
                 raise ContributionError(f"ref {item.ref!r} is a {known.class_} already, not a {item.class_}")
-            allowed = CI_CLASSES[item.class_].identifier_kinds
-            if bad := [k for k in item.identifiers if k not in allowed]:
-                raise ContributionError(f"{item.class_} {item.ref!r} has identifier kinds {bad}, "
-                                        f"allowed: {', '.join(allowed)}")
+            try:
+                check_item(item, f"{item.class_} {item.ref!r}")
+            except ReportError as exc:
+                raise ContributionError(str(exc)) from None
         refs = set(contribution.items) | set(self.items)
         for rel in relations:
             for ref in (rel.from_, rel.to):

@@ -34,9 +34,10 @@ from cmdb.backends import sqlite_url  # noqa: E402
 from cmdb.report import encode_report  # noqa: E402
 
 
-def start(argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
+def start(argv: list[str], log: Path) -> tuple[subprocess.Popen, str]:
+    """Start a server; its log goes to a file (a pipe nobody reads would fill up and stall it)."""
+    with log.open("a") as log_file:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log_file, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if m := re.search(r"listening on (http://\S+)", line):
@@ -120,7 +121,7 @@ def main() -> None:
                             "--store", store, "--no-reconcile"]),
             ("bare aiohttp+sqlite", [sys.executable, "bench/peer_ingest.py", f"{tmp}/peer.sqlite"]),
         ]:
-            proc, url = start(argv)
+            proc, url = start(argv, Path(tmp) / "server.log")
             try:
                 asyncio.run(post_all(url, token, payloads[:8], 4))  # warm-up
                 fresh = bodies(raw, report.report_id, args.reports)
@@ -132,7 +133,7 @@ def main() -> None:
 
         # fleetgraph with the reconcile worker: the whole backlog reconciled.
         proc, url = start([sys.executable, "-m", "cmdb.cli", "collector", "serve", "--listen", "127.0.0.1:0",
-                           "--store", store])
+                           "--store", store], Path(tmp) / "server.log")
         try:
             drain_backlog = wait_pending_zero(url)
             backlog = args.reports + 8

@@ -1,5 +1,5 @@
 """The peer for bench/ingest.py: the least a durable ingest endpoint can do. A bare aiohttp
-handler that gunzips, json-parses (no schema validation) and inserts the body into SQLite in WAL
+handler that gunzips (aiohttp's own decompression), json-parses (no schema validation) and inserts the body into SQLite in WAL
 mode with synchronous=FULL (the same durability promise as fleetgraph's 202), then answers 202.
 
 Run: python bench/peer_ingest.py DB_PATH  (prints "listening on http://127.0.0.1:PORT")."""
@@ -7,7 +7,6 @@ Run: python bench/peer_ingest.py DB_PATH  (prints "listening on http://127.0.0.1
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import sqlite3
 import sys
@@ -27,9 +26,7 @@ def main(db_path: str) -> None:
         db.execute("INSERT INTO report (report_id, body) VALUES (?, ?)", (report_id, body))
 
     async def ingest(request: web.Request) -> web.Response:
-        body = await request.read()
-        if request.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
+        body = await request.read()  # aiohttp has already gunzipped it (auto_decompress)
         doc = json.loads(body)
         await asyncio.get_running_loop().run_in_executor(pool, store, doc["report_id"], body)
         return web.json_response({"status": "accepted"}, status=202)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Iterable, Literal
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -29,8 +29,13 @@ MAX_RELATIONS = 1_000_000
 MAX_STRING = 65_536
 MAX_LIST = 10_000
 
-Token = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$")]
-Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[a-z][a-z0-9_.]*$")]
+# Names and refs are checked against these patterns in check_report, with a memo of names already
+# seen: a report repeats ~50 attribute names thousands of times, and a per-string regex in the
+# decoder costs more than the whole rest of the decode. The JSON Schema still states them.
+TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$"
+NAME_PATTERN = r"^[a-z][a-z0-9_.]*$"
+Token = Annotated[str, Meta(min_length=1, max_length=128, extra_json_schema={"pattern": TOKEN_PATTERN})]
+Name = Annotated[str, Meta(min_length=1, max_length=128, extra_json_schema={"pattern": NAME_PATTERN})]
 Text = Annotated[str, Meta(max_length=MAX_STRING)]
 Scalar = Text | int | float | bool
 AttributeValue = Scalar | None | Annotated[list[Scalar], Meta(max_length=MAX_LIST)]
@@ -117,26 +122,58 @@ def decode_report(body: bytes) -> Report:
     return report
 
 
+_NAME_RE = re.compile(NAME_PATTERN)
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+_GOOD_NAMES: set[str] = set()  # names already matched against NAME_PATTERN (bounded below)
+
+
+def _check_names(names: Iterable[str], where: str) -> None:
+    for name in names:
+        if name in _GOOD_NAMES:
+            continue
+        if not _NAME_RE.match(name):
+            raise ReportError(where, f"a key of this map: {name!r} does not match {NAME_PATTERN!r} "
+                                     "(lower-case letters, digits, '_' and '.')")
+        if len(_GOOD_NAMES) < 10_000:
+            _GOOD_NAMES.add(name)
+
+
+def _check_token(value: str, where: str) -> None:
+    if not _TOKEN_RE.match(value):
+        raise ReportError(where, f"{value!r} does not match {TOKEN_PATTERN!r}")
+
+
+def check_item(item: Item, where: str) -> None:
+    """The rules of one item the types cannot state: ref and name patterns, identifier kinds."""
+    _check_token(item.ref, f"{where}.ref")
+    _check_names(item.attributes, f"{where}.attributes")
+    if item.collector is not None:
+        _check_names((item.collector,), f"{where}.collector")
+    allowed = CI_CLASSES[item.class_].identifier_kinds
+    for kind in item.identifiers:
+        if kind not in allowed:
+            raise ReportError(f"{where}.identifiers.{kind}",
+                              f"{item.class_} is identified by {', '.join(allowed)}, not {kind!r}")
+
+
 def check_report(report: Report) -> None:
-    """Rules the types alone cannot state: refs, relation ends, identifier kinds, delta bases."""
+    """Rules the types alone cannot state: names, refs, relation ends, identifier kinds, delta bases."""
     if report.mode == "delta" and not report.base_report_id:
         raise ReportError("$.base_report_id", "a delta report must name the full report it applies to")
+    _check_token(report.source.id, "$.source.id")
+    _check_names(report.collectors, "$.collectors")
     refs: set[str] = set()
     for i, item in enumerate(report.items):
         if item.ref in refs:
             raise ReportError(f"$.items[{i}].ref", f"duplicate ref {item.ref!r}; refs are unique in a report")
         refs.add(item.ref)
-        allowed = CI_CLASSES[item.class_].identifier_kinds
-        for kind in item.identifiers:
-            if kind not in allowed:
-                raise ReportError(
-                    f"$.items[{i}].identifiers.{kind}",
-                    f"{item.class_} is identified by {', '.join(allowed)}, not {kind!r}",
-                )
+        check_item(item, f"$.items[{i}]")
     for i, rel in enumerate(report.relations):
         for end, ref in (("from", rel.from_), ("to", rel.to)):
             if ref not in refs:
                 raise ReportError(f"$.relations[{i}].{end}", f"{ref!r} is not the ref of an item in this report")
+        if rel.attributes:
+            _check_names(rel.attributes, f"$.relations[{i}].attributes")
 
 
 def encode_report(report: Report) -> bytes:
