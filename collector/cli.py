@@ -29,6 +29,14 @@ def register(subparsers: Any) -> None:
     _store_flag(serve)
     serve.add_argument("--no-reconcile", dest="collector__reconcile", action="store_const", const=False,
                        default=None, help="ingest only: do not run the reconcile worker in this process")
+    serve.add_argument("--max-body-bytes", dest="collector__max_body_bytes", type=int, metavar="N",
+                       help="largest request body on the wire (collector.max_body_bytes)")
+    serve.add_argument("--max-report-bytes", dest="collector__max_report_bytes", type=int, metavar="N",
+                       help="largest report after decompression (collector.max_report_bytes)")
+    serve.add_argument("--reconcile-batch", dest="collector__reconcile_batch", type=int, metavar="N",
+                       help="reports the reconcile worker takes per round (collector.reconcile_batch)")
+    serve.add_argument("--log-level", dest="collector__log_level", choices=("debug", "info", "warning", "error"),
+                       help="collector.log_level")
     serve.set_defaults(func=_serve)
 
     token = subparsers.add_parser("token", help="manage API tokens (create, list, revoke)",

@@ -69,3 +69,24 @@ def test_configuration_doc_lists_every_default():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     assert render_defaults() in doc, "docs/configuration.md is stale: regenerate it from `fleetgraph config defaults`"
+
+
+def test_every_option_has_a_flag():
+    """Each config option can be set on the command line (flag dests are `<section>__<key>`)."""
+    import dataclasses
+
+    from cmdb.cli import build_parser
+    from cmdb.config import SECTIONS
+
+    dests: set[str] = set()
+
+    def walk(parser):
+        for action in parser._actions:
+            dests.add(action.dest)
+            for sub in (getattr(action, "choices", None) or {}).values() if hasattr(action, "_name_parser_map") else ():
+                walk(sub)
+
+    walk(build_parser())
+    secret = {"agent__token"}  # a secret never goes on a command line (ps shows it): env or token_file
+    missing = {f"{section}__{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    assert missing - dests - secret == set()
