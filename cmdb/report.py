@@ -57,6 +57,9 @@ class CollectorStatus(Struct, forbid_unknown_fields=True, omit_defaults=True):
     status: CollectorState
     reason: Annotated[str, Meta(max_length=2048)] | None = None
     duration_ms: Annotated[float, Meta(ge=0)] | None = None
+    # In a delta report: this collector ran and found nothing changed since the base report, so
+    # its items are left out. Reconcile states nothing and retires nothing for it.
+    unchanged: bool = False
 
 
 class Item(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -66,6 +69,9 @@ class Item(Struct, forbid_unknown_fields=True, omit_defaults=True):
     attributes: dict[Name, AttributeValue] = {}
     # Which collector produced the item: reconcile only retires what a complete collector missed.
     collector: Name | None = None
+    # A pointer at a CI the source does not own (e.g. the remote end of an outbound connection):
+    # reconcile resolves it to an existing CI and never creates one from it.
+    reference: bool = False
 
 
 class Relation(Struct, forbid_unknown_fields=True, omit_defaults=True):

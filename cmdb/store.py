@@ -160,6 +160,10 @@ class Store(Protocol):
 
     def identifiers_of(self, ci_ids: Iterable[str]) -> dict[str, list[Identifier]]: ...
 
+    def find_by_attribute(self, ci_class: str, name: str, values: Iterable[Any]) -> dict[Any, list[str]]:
+        """{value: [ci_id, ...]} of active CIs of the class whose current attribute `name` equals
+        the value (JSON equality). Used to resolve references (an address to the CI holding it)."""
+
     def relationships_among(self, ci_ids: Iterable[str]) -> list[Relationship]:
         """Active relationships with `from_ci` in ci_ids (the relations a report could re-state)."""
 

@@ -303,6 +303,21 @@ class SQLiteStore:
             identifiers.sort(key=lambda i: (i.kind, i.value))
         return out
 
+    def find_by_attribute(self, ci_class: str, name: str, values: Iterable[Any]) -> dict[Any, list[str]]:
+        encoded = {encode_json(v): v for v in values}
+        # A partial index only serves a query whose WHERE names its literal: `address` has one.
+        name_sql = "a.name = 'address'" if name == "address" else "a.name = ?"
+        name_params = [] if name == "address" else [name]
+        found: dict[Any, list[str]] = {}
+        with self._snapshot() as conn:
+            for marks, chunk in _in_chunks(encoded):
+                for value, ci_id in conn.execute(
+                        f"SELECT a.value, a.ci_id FROM attribute a JOIN ci ON ci.id = a.ci_id "
+                        f"WHERE {name_sql} AND a.value IN ({marks}) AND ci.class = ? AND ci.state = 'active' "
+                        f"ORDER BY a.ci_id", (*name_params, *chunk, ci_class)):
+                    found.setdefault(encoded[value], []).append(ci_id)
+        return found
+
     def relationships_among(self, ci_ids: Iterable[str]) -> list[Relationship]:
         rows, out = _Rows(), []
         with self._snapshot() as conn:

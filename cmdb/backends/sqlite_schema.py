@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -149,7 +149,13 @@ _V1 = (
 
 # MIGRATIONS[n] takes a database from schema version n to n + 1. To change the schema, append a
 # tuple of statements and bump SCHEMA_VERSION; never edit a migration that has shipped.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2 = (
+    # Reconcile resolves a report's reference to "whoever holds address X" (an outbound
+    # connection's remote end) through this partial index; other attribute writes do not pay for it.
+    "CREATE INDEX attribute_address ON attribute (value) WHERE name = 'address'",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -197,3 +197,23 @@ def test_reopened_store_keeps_everything(backend, store, fleet, tmp_path):
         assert reopened.put_report("report-0002", "agent", "a", provenance(1).observed_at, b"{}").seq > put.seq
     finally:
         reopened.close()
+
+
+def test_find_by_attribute_resolves_values_to_active_cis_of_the_class(store):
+    from datetime import UTC, datetime
+
+    from cmdb.changes import AttributeChange, ChangeSet, NewCI, Provenance
+
+    prov = Provenance("agent", "a-1", "r-find", datetime(2026, 1, 1, tzinfo=UTC))
+    ids = ["f" * 31 + str(i) for i in range(3)]
+    changes = ChangeSet(prov, created=[NewCI(ids[0], "IPAddress"), NewCI(ids[1], "IPAddress"),
+                                       NewCI(ids[2], "Interface")],
+                        attributes=[AttributeChange(ids[0], "address", None, "10.0.0.5"),
+                                    AttributeChange(ids[1], "address", None, "10.0.0.5"),
+                                    AttributeChange(ids[2], "address", None, "10.0.0.6"),
+                                    AttributeChange(ids[0], "prefix_length", None, 24)])
+    store.apply(changes)
+    found = store.find_by_attribute("IPAddress", "address", ["10.0.0.5", "10.0.0.6", "10.9.9.9"])
+    assert found == {"10.0.0.5": sorted(ids[:2])}
+    assert store.find_by_attribute("IPAddress", "prefix_length", [24]) == {24: [ids[0]]}
+    assert store.find_by_attribute("IPAddress", "address", ["x' OR '1'='1"]) == {}
