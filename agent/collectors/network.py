@@ -1,4 +1,4 @@
-"""Network interfaces and their addresses.
+"""Network interfaces and their addresses, the default gateways and the DNS servers.
 
 Sources, best first: `ip -j addr show` (iproute2 >= 4.13), `ip addr show` text (older iproute2,
 SSH targets), psutil (no `ip` at all). The parsers are pure and return the same shape.
@@ -7,6 +7,11 @@ Where GLPI's parser is quirky this one is correct instead: an alias label (`eth0
 address, not an interface; `macvlan0@eth0` is interface `macvlan0` on parent `eth0`; a
 point-to-point address takes the peer's prefix; `::1/128` has a /128 prefix; `operstate` is the
 kernel's operational state (absent when old `ip` does not print it), the UP flag is `admin_up`.
+
+Default gateways come from `ip -j route show default` (IPv4) and `ip -j -6 route show default`,
+or the text form `ip -o route list default` on older iproute2; DNS servers from
+/etc/resolv.conf, or, when that only names systemd-resolved's local stub (127.0.0.53), from the
+upstream list systemd-resolved keeps in /run/systemd/resolve/resolv.conf.
 """
 
 from __future__ import annotations
@@ -190,6 +195,91 @@ def read_interfaces(ctx: Context) -> list[NetInterface]:
     raise CommandError(["ip"], "command not found and the host is remote: no interface source")
 
 
+def _route_metric(route: dict) -> int:
+    metric = route.get("metric")
+    return metric if isinstance(metric, int) else 0
+
+
+def parse_default_route_json(text: str) -> str | None:
+    """The gateway of the preferred default route (lowest metric, then first listed) in
+    `ip -j route show default` output; multipath routes give their first next hop."""
+    best: tuple[int, str] | None = None
+    for route in json.loads(text or "[]"):
+        if not isinstance(route, dict) or route.get("dst", "default") != "default":
+            continue
+        gateway = route.get("gateway")
+        if not gateway:
+            gateway = next((hop.get("gateway") for hop in route.get("nexthops") or [] if hop.get("gateway")), None)
+        gateway = _valid_ip(gateway)
+        if gateway and (best is None or _route_metric(route) < best[0]):
+            best = (_route_metric(route), gateway)
+    return best[1] if best else None
+
+
+def parse_default_route_text(text: str) -> str | None:
+    """The gateway of the preferred default route in `ip -o route list default` output
+    (one route per line; `ip route` prints "default via 192.168.1.254 dev eth0 ... metric 100")."""
+    best: tuple[int, str] | None = None
+    for line in text.splitlines():
+        words = line.replace("\\", " ").split()
+        if not words or words[0] != "default":
+            continue
+        gateway = _valid_ip(_keyed(words, "via"))
+        metric = _keyed(words, "metric")
+        rank = int(metric) if metric and metric.isdigit() else 0
+        if gateway and (best is None or rank < best[0]):
+            best = (rank, gateway)
+    return best[1] if best else None
+
+
+def _valid_ip(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0]).compressed
+    except ValueError:
+        return None
+
+
+def read_default_gateway(ctx: Context, family: int) -> str | None:
+    """The default gateway of one address family (4 or 6), or None when there is none."""
+    flag = ["-6"] if family == 6 else []
+    try:
+        return parse_default_route_json(ctx.run(["ip", "-j", *flag, "route", "show", "default"]))
+    except (CommandError, ValueError):
+        pass  # no -j before iproute2 4.13: the text form says the same
+    try:
+        return parse_default_route_text(ctx.run(["ip", "-o", *flag, "route", "list", "default"]))
+    except CommandError:
+        return None
+
+
+RESOLV_CONF = "/etc/resolv.conf"
+RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
+RESOLVED_STUBS = {"127.0.0.53", "127.0.0.54"}
+
+
+def parse_resolv_conf(text: str) -> list[str]:
+    """The `nameserver` addresses of a resolv.conf, in order, without duplicates or junk."""
+    servers: list[str] = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            address = _valid_ip(words[1])
+            if address and address not in servers:
+                servers.append(address)
+    return servers
+
+
+def read_dns_servers(ctx: Context) -> list[str]:
+    servers = parse_resolv_conf(ctx.read_file(RESOLV_CONF) or "")
+    if servers and set(servers) <= RESOLVED_STUBS:
+        upstream = ctx.read_file(RESOLVED_UPSTREAM)
+        if upstream is not None:
+            return parse_resolv_conf(upstream)
+    return servers
+
+
 def is_virtual(ctx: Context, iface: NetInterface) -> bool:
     """Software-made (lo, bridge, bond, veth, tunnel...) rather than a NIC: sysfs says so when
     it can (virtual devices live under /sys/devices/virtual); otherwise guess from the name."""
@@ -217,8 +307,13 @@ class NetworkCollector:
 
     def collect(self, ctx: Context) -> Contribution:
         interfaces = read_interfaces(ctx)
+        has_ip = ctx.has_command("ip")
         out = Contribution()
-        out.computer(identifiers={"mac": identity_macs(ctx, interfaces)})
+        out.computer(identifiers={"mac": identity_macs(ctx, interfaces)}, attributes={
+            "default_gateway": read_default_gateway(ctx, 4) if has_ip else None,
+            "default_gateway6": read_default_gateway(ctx, 6) if has_ip else None,
+            "dns_servers": read_dns_servers(ctx),
+        })
         for iface in interfaces:
             virtual = is_virtual(ctx, iface)
             if_ref = out.add("Interface", f"if:{iface.name}", {"name": iface.name}, {

@@ -2,22 +2,30 @@
 `status` attribute says which), one Software per package name.
 
 The format's first six columns are GLPI agent's, so its recorded outputs parse here unchanged;
-the maintainer is a seventh. `parse_dpkg_query` is shared with the SSH scanner.
+the maintainer is a seventh. The install date is the modification time of the package's file
+list (/var/lib/dpkg/info/<name>[:<arch>].list), which dpkg rewrites on every install or upgrade:
+read with one directory scan on this machine, with one `find` elsewhere, never one process per
+package. `parse_dpkg_query` and `parse_list_mtimes` are shared with the SSH scanner.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from urllib.parse import quote
 
-from agent.collectors.base import COMPUTER_REF, Contribution
-from agent.collectors.os import OS_RELEASE_PATHS, parse_os_release
-from agent.context import Context
+from agent.collectors.base import Contribution
+from agent.collectors.software.purl import contribute_install, distro_id, iso_utc, package_url, purl_namespace
+from agent.context import CommandError, Context
 
 DPKG_FORMAT = ("${Package}\\t${Architecture}\\t${Version}\\t${Installed-Size}\\t${Section}"
                "\\t${Status}\\t${Maintainer}\\n")
 DPKG_QUERY = ["dpkg-query", "--show", f"--showformat={DPKG_FORMAT}"]
 DPKG_TIMEOUT = 120.0
+DPKG_INFO = "/var/lib/dpkg/info"
+LIST_MTIMES = ["find", DPKG_INFO, "-maxdepth", "1", "-name", "*.list", "-printf", "%T@ %f\\n"]
+
+__all__ = ["DPKG_QUERY", "DebPackage", "DpkgCollector", "deb_install_purl", "deb_software_purl",
+           "distro_id", "parse_dpkg_query", "parse_list_mtimes"]
 
 
 @dataclass(frozen=True)
@@ -60,43 +68,67 @@ def parse_dpkg_query(text: str) -> list[DebPackage]:
     return packages
 
 
-def _purl_part(value: str) -> str:
-    # The purl spec: percent-encode all but unreserved characters; ':' may stay as is.
-    return quote(value, safe=":")
+def parse_list_mtimes(text: str) -> dict[str, float]:
+    """`find ... -printf '%T@ %f\\n'` output: {"curl.list": 1700000000.25, ...}."""
+    mtimes = {}
+    for line in text.splitlines():
+        stamp, _, name = line.partition(" ")
+        try:
+            mtimes[name] = float(stamp)
+        except ValueError:
+            continue
+    return mtimes
+
+
+def read_list_mtimes(ctx: Context) -> dict[str, float]:
+    """Modification times of the dpkg file lists; {} when they cannot be read."""
+    if ctx.local:
+        mtimes = {}
+        try:
+            with os.scandir(DPKG_INFO) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".list"):
+                        try:
+                            mtimes[entry.name] = entry.stat().st_mtime
+                        except OSError:
+                            continue
+        except OSError:
+            return {}
+        return mtimes
+    try:
+        return parse_list_mtimes(ctx.run(LIST_MTIMES))
+    except CommandError:
+        return {}
+
+
+def install_date(pkg: DebPackage, mtimes: dict[str, float]) -> str | None:
+    """The ISO-8601 UTC time dpkg last wrote the package's file list ("Multi-Arch: same"
+    packages name theirs <name>:<arch>.list)."""
+    stamp = mtimes.get(f"{pkg.name}:{pkg.arch}.list") or mtimes.get(f"{pkg.name}.list")
+    return iso_utc(stamp)
 
 
 def deb_software_purl(distro: str | None, name: str) -> str:
     """The Package URL of a package name, any version: pkg:deb/debian/libstdc%2B%2B6."""
-    namespace = f"{_purl_part(distro.lower())}/" if distro else ""
-    return f"pkg:deb/{namespace}{_purl_part(name)}"
+    return package_url("deb", purl_namespace(distro), name)
 
 
 def deb_install_purl(distro: str | None, pkg: DebPackage) -> str:
     """The Package URL of one installed package: ...@<version>?arch=<arch>."""
-    purl = f"{deb_software_purl(distro, pkg.name)}@{_purl_part(pkg.version)}"
-    return f"{purl}?arch={_purl_part(pkg.arch)}" if pkg.arch else purl
+    return package_url("deb", purl_namespace(distro), pkg.name, pkg.version, {"arch": pkg.arch})
 
 
-def distro_id(ctx: Context) -> str | None:
-    for path in OS_RELEASE_PATHS:
-        text = ctx.read_file(path)
-        if text is not None:
-            return parse_os_release(text).get("ID")
-    return None
-
-
-def contribute_packages(out: Contribution, distro: str | None, packages: list[DebPackage]) -> None:
+def contribute_packages(out: Contribution, distro: str | None, packages: list[DebPackage],
+                        mtimes: dict[str, float] | None = None) -> None:
     for pkg in packages:
-        arch = pkg.arch or "unknown"
-        sw_ref = out.add("Software", f"sw:deb:{pkg.name}", {"purl": deb_software_purl(distro, pkg.name)},
-                         {"name": pkg.name, "ecosystem": "deb", "maintainer": pkg.maintainer})
-        pkg_ref = out.add("SoftwareInstall", f"pkg:deb:{pkg.name}:{arch}", {"package": f"deb:{pkg.name}:{arch}"}, {
-            "name": pkg.name, "version": pkg.version, "arch": pkg.arch, "size_bytes": pkg.size_bytes,
-            "section": pkg.section, "status": pkg.status, "installed": pkg.installed,
-            "maintainer": pkg.maintainer, "purl": deb_install_purl(distro, pkg),
-        })
-        out.relate(pkg_ref, "INSTALLED_ON", COMPUTER_REF)
-        out.relate(pkg_ref, "INSTANCE_OF", sw_ref)
+        contribute_install(
+            out, "deb", pkg.name, pkg.arch, deb_software_purl(distro, pkg.name),
+            {"maintainer": pkg.maintainer},
+            {"name": pkg.name, "version": pkg.version, "arch": pkg.arch, "size_bytes": pkg.size_bytes,
+             "section": pkg.section, "status": pkg.status, "installed": pkg.installed,
+             "maintainer": pkg.maintainer, "purl": deb_install_purl(distro, pkg),
+             "install_date": install_date(pkg, mtimes or {})},
+        )
 
 
 class DpkgCollector:
@@ -108,5 +140,5 @@ class DpkgCollector:
     def collect(self, ctx: Context) -> Contribution:
         packages = parse_dpkg_query(ctx.run(DPKG_QUERY, timeout=DPKG_TIMEOUT))
         out = Contribution()
-        contribute_packages(out, distro_id(ctx), packages)
+        contribute_packages(out, distro_id(ctx), packages, read_list_mtimes(ctx))
         return out

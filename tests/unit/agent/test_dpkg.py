@@ -71,3 +71,36 @@ def test_this_machine_one_install_per_dpkg_line():
     assert len(installs) == len(lines)
     shown = {line.split("\t")[0].split(":")[0] for line in lines}
     assert {i.attributes["name"] for i in installs} == shown
+
+
+# Install dates: the mtime of the package's file list, one scan for all packages.
+from agent.collectors.software.dpkg import LIST_MTIMES, install_date, parse_list_mtimes  # noqa: E402
+
+
+def test_install_dates_from_a_recorded_find():
+    text = "libc6\tamd64\t2.36-9\t12000\tlibs\tinstall ok installed\tGNU Libc Maintainers <x@y>\n" \
+           "libc6\ti386\t2.36-9\t11000\tlibs\tinstall ok installed\tGNU Libc Maintainers <x@y>\n" \
+           "curl\tamd64\t7.88.1-10\t500\tweb\tinstall ok installed\tA <a@b>\n" \
+           "vlc-nox\tamd64\t2.0\t1\tvideo\tdeinstall ok config-files\tV <v@l>\n"
+    find = "1700000000.1234567890 libc6:amd64.list\n1700000100.5 libc6:i386.list\n1690000000.0 curl.list\ngarbage\n"
+    ctx = RecordedContext(commands={tuple(DPKG_QUERY): text, tuple(LIST_MTIMES): find})
+    out = DpkgCollector().collect(ctx)
+    assert out.items["pkg:deb:libc6:amd64"].attributes["install_date"] == "2023-11-14T22:13:20Z"
+    assert out.items["pkg:deb:libc6:i386"].attributes["install_date"] == "2023-11-14T22:15:00Z"
+    assert out.items["pkg:deb:curl:amd64"].attributes["install_date"] == "2023-07-22T04:26:40Z"
+    assert "install_date" not in out.items["pkg:deb:vlc-nox:amd64"].attributes  # removed: no file list
+    assert parse_list_mtimes(find) == {"libc6:amd64.list": 1700000000.123456789, "libc6:i386.list": 1700000100.5,
+                                       "curl.list": 1690000000.0}
+
+
+def test_this_machine_install_dates_are_the_list_mtimes():
+    import os
+
+    out = DpkgCollector().collect(LocalContext(agent_id="x"))
+    installs = [i for i in out.items.values() if i.class_ == "SoftwareInstall"]
+    dated = [i for i in installs if "install_date" in i.attributes]
+    assert len(dated) >= len([i for i in installs if i.attributes.get("installed")]) * 0.99
+    item = next(i for i in installs if i.attributes["name"] in ("dpkg", "base-files"))
+    mtime = os.stat(f"/var/lib/dpkg/info/{item.attributes['name']}.list").st_mtime
+    pkg = DebPackage(item.attributes["name"], item.attributes["arch"], "x", None, None, None, None)
+    assert item.attributes["install_date"] == install_date(pkg, {f"{pkg.name}.list": mtime})

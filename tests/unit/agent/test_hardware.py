@@ -155,3 +155,53 @@ def test_collector_without_dmi_or_proc_beyond_cpuinfo():
     assert attrs["cpu_model"] == "Feroceon 88FR131 rev 1 (v5l)"
     assert all(v not in ("", None) for v in attrs.values())
     assert [r for r in out.items if r != "computer"] == []
+
+
+# Virtualization and this machine (no DMI: /sys/class/dmi absent, dmidecode fails).
+from agent.collectors.hardware.virtualization import (  # noqa: E402
+    container_from_files,
+    guess_virtualization,
+    virtualization_kind,
+    vm_from_dmi,
+)
+
+
+def test_virtualization_guesses_use_systemd_detect_virt_names():
+    assert container_from_files({"/.dockerenv": ""}) == "docker"
+    assert container_from_files({"/run/.containerenv": "engine=podman"}) == "podman"
+    assert container_from_files({"/run/systemd/container": "systemd-nspawn\n"}) == "systemd-nspawn"
+    assert container_from_files({"/proc/1/environ": "PATH=/bin\0container=lxc\0"}) == "lxc"
+    assert container_from_files({"/proc/1/cgroup": "0::/kubepods/besteffort/pod1/abc\n"}) == "container-other"
+    assert container_from_files({"/proc/sys/kernel/osrelease": "5.15.90.1-microsoft-standard-WSL2\n"}) == "wsl"
+    assert container_from_files({"/proc/1/cgroup": "0::/init.scope\n"}) is None
+    assert vm_from_dmi({"manufacturer": "VMware, Inc.", "model": "VMware Virtual Platform"}, True) == "vmware"
+    assert vm_from_dmi({"manufacturer": "Microsoft Corporation", "model": "Virtual Machine"}, True) == "microsoft"
+    assert vm_from_dmi({"manufacturer": "QEMU", "model": "Standard PC (Q35 + ICH9, 2009)"}, True) == "qemu"
+    assert vm_from_dmi({"manufacturer": "innotek GmbH", "model": "VirtualBox"}, True) == "oracle"
+    assert vm_from_dmi({}, False, "xen\n") == "xen"
+    assert vm_from_dmi({"manufacturer": "Dell Inc."}, True) == "vm" and vm_from_dmi({"manufacturer": "Dell Inc."}, False) is None
+    assert [virtualization_kind(v) for v in ("docker", "kvm", "none", None)] == ["container", "vm", "none", None]
+    assert guess_virtualization(RecordedContext(files={"/.dockerenv": ""}), {}, True) == "docker"
+
+
+def test_this_machine_has_no_dmi_and_the_collector_is_ok():
+    import os
+    import subprocess
+
+    from agent.builder import build_report
+    from agent.collectors.hardware.dmi import DMI_ATTRIBUTES
+
+    ctx = LocalContext(agent_id="6f1c2d3e-0000-4000-8000-000000000001")
+    if os.path.exists("/sys/class/dmi/id"):
+        pytest.skip("this machine has DMI")
+    report = build_report(ctx, [HardwareCollector()])
+    assert report.collectors["hardware"].status == "ok"
+    computer = report.items[0]
+    assert not set(DMI_ATTRIBUTES) & set(computer.attributes)
+    assert "serial" not in computer.identifiers and "system_uuid" not in computer.identifiers
+    assert not [i for i in report.items if i.class_ == "MemoryModule"]
+    assert computer.attributes["cpu_threads"] >= 1 and computer.attributes["cpu_mhz"] > 0
+    detect = subprocess.run(["systemd-detect-virt"], capture_output=True, text=True).stdout.strip()
+    assert computer.attributes.get("virtualization") == (detect or None)
+    again = build_report(ctx, [HardwareCollector()]).items[0]
+    assert again.attributes == computer.attributes  # nothing volatile: a second run is identical

@@ -1,1 +1,0 @@
-"""Deb, systemd units and single-file agent build: no application logic."""
