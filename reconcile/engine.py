@@ -5,7 +5,8 @@
 
 Reads per report, whatever its size: one `resolve_identifiers` per (class, kind), one
 `identifiers_of` for candidates of classes with exclusive kinds, one `current_attributes`, one
-`relationships_among`. Nothing is retired yet (scoped staleness is issue #5: the relation diff
+`relationships_among`; a report with reference items adds the few reads of
+`reconcile.references`. Nothing is retired yet (scoped staleness is issue #5: the relation diff
 already lists what a report did not re-state). A delta report is read as statements about the
 items it carries and never removes anything (`merge.removals_allowed`).
 """
@@ -17,6 +18,7 @@ from cmdb.report import Report
 from cmdb.store import Store
 from reconcile.identify import identify_items
 from reconcile.merge import diff_attributes, diff_relations, stated_relations
+from reconcile.references import resolve_references
 from reconcile.result import AnnotatedChangeSet
 
 
@@ -33,14 +35,15 @@ def compute_changes(store: Store, report: Report) -> AnnotatedChangeSet:
     """The change set that reconciling `report` would apply (reads the store, writes nothing)."""
     provenance = provenance_of(report)
     identification = identify_items(store, report)
+    references = resolve_references(store, report, identification)
     new_ids = identification.new_ci_ids
     seen = identification.resolved_ci_ids()
     existing = [ci_id for ci_id in seen if ci_id not in new_ids]
 
     current = store.current_attributes(existing) if existing else {}
     attributes = diff_attributes(report, identification, current, provenance)
-    relations = diff_relations(stated_relations(report, identification),
-                               store.relationships_among(existing) if existing else [])
+    stated = list(dict.fromkeys(stated_relations(report, identification) + references.relations))
+    relations = diff_relations(stated, store.relationships_among(existing) if existing else [])
 
     return AnnotatedChangeSet(
         provenance=provenance,
@@ -52,7 +55,7 @@ def compute_changes(store: Store, report: Report) -> AnnotatedChangeSet:
         relations_seen=relations.seen,
         seen=seen,
         conflicts=identification.conflicts,
-        skipped=identification.skipped,
+        skipped=identification.skipped + references.skipped,
         ci_of_ref=identification.ci_of_ref,
     )
 

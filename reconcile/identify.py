@@ -68,8 +68,8 @@ def find_host_ref(item: Item, items_by_ref: dict[str, Item],
             return current.ref
         parent_ref = next((parents[key] for s in ci_class.scope
                            if (key := (s.rel_type, s.dependent_end, current.ref)) in parents), None)
-        if parent_ref is None or parent_ref not in items_by_ref:
-            return None
+        if parent_ref is None or parent_ref not in items_by_ref or items_by_ref[parent_ref].reference:
+            return None  # a reference is not a host: it is never identified (reconcile.references)
         current = items_by_ref[parent_ref]
     return None
 
@@ -201,14 +201,16 @@ def identify_items(store: Store, report: Report) -> Identification:
     """Resolve every item of the report to an existing CI or a new one (reads only)."""
     outcome = Identification()
     resolver = IdentifierResolver(store, outcome)
-    roots = [item for item in report.items if not CI_CLASSES[item.class_].is_dependent]
+    # References (Item.reference) point at CIs the source does not own: they are never identified
+    # here (no CI, no claim, no attributes); reconcile.references resolves the relations to them.
+    roots = [item for item in report.items if not item.reference and not CI_CLASSES[item.class_].is_dependent]
     resolver.identify_batch([(item, "") for item in roots], new_hosts=set())
 
     items_by_ref = {item.ref: item for item in report.items}
     parents = scope_parent_index(report)
     dependents: list[tuple[Item, str]] = []
     for item in report.items:
-        if not CI_CLASSES[item.class_].is_dependent:
+        if item.reference or not CI_CLASSES[item.class_].is_dependent:
             continue
         host_ref = find_host_ref(item, items_by_ref, parents)
         host_id = outcome.ci_of_ref.get(host_ref) if host_ref else None

@@ -27,15 +27,20 @@ class Contribution:
 
     items: dict[str, ContributedItem] = field(default_factory=dict)
     relations: list[tuple[str, str, str]] = field(default_factory=list)
+    # Attributes of relations[i], for the relations that have any (e.g. DEPENDS_ON's remote_port).
+    relation_attributes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, class_: str, ref: str, identifiers: Mapping[str, Any] | None = None,
-            attributes: Mapping[str, Any] | None = None) -> str:
-        """Add an item (or merge into the item already under `ref`); returns the ref."""
+            attributes: Mapping[str, Any] | None = None, *, reference: bool = False) -> str:
+        """Add an item (or merge into the item already under `ref`); returns the ref. A
+        `reference` points at a CI this source does not own (see cmdb.report.Item.reference)."""
         item = self.items.get(ref)
         if item is None:
-            item = self.items[ref] = ContributedItem(class_, ref)
+            item = self.items[ref] = ContributedItem(class_, ref, reference=reference)
         elif item.class_ != class_:
             raise ValueError(f"ref {ref!r} is already a {item.class_}, cannot also be a {class_}")
+        else:
+            item.reference = item.reference and reference
         item.identifiers.update(present(identifiers or {}))
         item.attributes.update(present(attributes or {}))
         return ref
@@ -45,14 +50,20 @@ class Contribution:
         """Contribute identifiers/attributes to the Computer this report describes."""
         return self.add("Computer", COMPUTER_REF, identifiers, attributes)
 
-    def relate(self, from_ref: str, rel_type: str, to_ref: str) -> None:
+    def relate(self, from_ref: str, rel_type: str, to_ref: str,
+               attributes: Mapping[str, Any] | None = None) -> None:
+        """Add a relation once; two relations between the same refs differ by their attributes."""
         edge = (from_ref, rel_type, to_ref)
-        if edge not in self._edges:
-            self._edges.add(edge)
+        attrs = present(attributes or {})
+        key = (*edge, repr(sorted(attrs.items()))) if attrs else edge
+        if key not in self._edges:
+            self._edges.add(key)
+            if attrs:
+                self.relation_attributes[len(self.relations)] = attrs
             self.relations.append(edge)
 
     def __post_init__(self) -> None:
-        self._edges: set[tuple[str, str, str]] = set(self.relations)
+        self._edges: set[tuple[str, ...]] = set(self.relations)
 
 
 @dataclass
@@ -61,6 +72,7 @@ class ContributedItem:
     ref: str
     identifiers: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
+    reference: bool = False
 
 
 def present(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Pure parsers of raw file and command text, shared by the agent and the SSH scanner."""
