@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import msgspec
@@ -41,14 +41,15 @@ class ReportGraph:
             COMPUTER_REF: Item(class_="Computer", ref=COMPUTER_REF, identifiers={"agent_id": agent_id}),
         }
         self.relations: list[Relation] = []
-        self._edges: set[tuple[str, str, str]] = set()
+        self._edges: set[tuple[str, str, str, bytes]] = set()
 
     def validated(self, collector: str, contribution: Contribution) -> tuple[list[Item], list[Relation]]:
         """The contribution as wire structs, checked against the report rules; raises
         ContributionError naming what is wrong. Nothing is merged yet."""
         items = [Item(class_=c.class_, ref=c.ref, identifiers=c.identifiers, attributes=c.attributes,
-                      collector=collector) for c in contribution.items.values()]
-        relations = [Relation(from_=f, type=t, to=to) for f, t, to in contribution.relations]
+                      collector=collector, reference=c.reference) for c in contribution.items.values()]
+        relations = [Relation(from_=f, type=t, to=to, attributes=contribution.relation_attributes.get(i, {}))
+                     for i, (f, t, to) in enumerate(contribution.relations)]
         try:  # the same decoder as the collector's edge, so what passes here is accepted there
             items = _items_decoder.decode(_encoder.encode(items))
             relations = _relations_decoder.decode(_encoder.encode(relations))
@@ -77,6 +78,8 @@ class ReportGraph:
                 continue
             if known.collector is None:
                 known.collector = item.collector
+            if not item.reference:  # owned by one collector, pointed at by another: owned
+                known.reference = False
             for kind, value in item.identifiers.items():
                 current = known.identifiers.get(kind)
                 if isinstance(current, list) and isinstance(value, list):
@@ -86,7 +89,7 @@ class ReportGraph:
             for name, value in item.attributes.items():
                 known.attributes.setdefault(name, value)
         for rel in relations:
-            edge = (rel.from_, rel.type, rel.to)
+            edge = (rel.from_, rel.type, rel.to, _encoder.encode(rel.attributes) if rel.attributes else b"")
             if edge not in self._edges:
                 self._edges.add(edge)
                 self.relations.append(rel)
@@ -102,27 +105,37 @@ def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
 
 
-def run_collector(ctx: Context, collector: Collector, graph: ReportGraph) -> CollectorStatus:
+# Sees each collector's validated contribution before it is merged (merging mutates items), e.g.
+# agent.delta.SectionRecorder, which hashes it to tell which sections changed since the last report.
+ContributionObserver = Callable[[str, list[Item], list[Relation]], None]
+
+
+def run_collector(ctx: Context, collector: Collector, graph: ReportGraph,
+                  observe: ContributionObserver | None = None) -> CollectorStatus:
     """Run one collector into `graph`; never raises (except KeyboardInterrupt/SystemExit)."""
     start = time.perf_counter()
     try:
         if not collector.is_enabled(ctx):
             return CollectorStatus(status="not_applicable", duration_ms=_elapsed_ms(start))
         items, relations = graph.validated(collector.name, collector.collect(ctx))
+        if observe is not None:
+            observe(collector.name, items, relations)
         graph.merge(items, relations)
     except Exception as exc:  # one broken collector must not cost the others their results
         return CollectorStatus(status="failed", reason=_reason(exc), duration_ms=_elapsed_ms(start))
     return CollectorStatus(status="ok", duration_ms=_elapsed_ms(start))
 
 
-def build_report(ctx: Context, collectors: Iterable[Collector] | None = None) -> Report:
-    """A full report of the machine behind `ctx`, from `collectors` (default: the registry)."""
+def build_report(ctx: Context, collectors: Iterable[Collector] | None = None,
+                 observe: ContributionObserver | None = None) -> Report:
+    """A full report of the machine behind `ctx`, from `collectors` (default: the registry);
+    `observe` sees each collector's contribution (see run_collector)."""
     graph = ReportGraph(ctx.agent_id)
     statuses: dict[str, CollectorStatus] = {}
     for collector in COLLECTORS if collectors is None else collectors:
         if collector.name in statuses:
             raise ValueError(f"two collectors are named {collector.name!r}")
-        statuses[collector.name] = run_collector(ctx, collector, graph)
+        statuses[collector.name] = run_collector(ctx, collector, graph, observe)
     return Report(
         schema=SCHEMA_V1,
         report_id=str(uuid.uuid4()),

@@ -1,20 +1,55 @@
-"""One agent run: identify, collect, build the report, optionally write it, send it.
+"""One agent run: flush the outbox, collect, build a full or delta report, spool it, send it.
 
-Prints nothing: the CLI decides what to show from the RunResult.
+    run_once(server, token, state_dir)    # what `fleetgraph agent run --once` and each daemon tick do
+    flush_outbox(server, token, state_dir)  # only deliver what is queued (the daemon's retries)
+
+The report is written to the outbox (agent.outbox) before it is sent and leaves it only once the
+collector acknowledged it; delta planning and the acknowledged-state ledger are agent.delta. A
+run holds `<state_dir>/lock` (flock) so a manual run and the daemon never interleave.
+
+The state directory (owner-only: 0700, files 0600):
+
+    agent_id          this installation's id (agent.identity)
+    lock              flock held during a run or a flush
+    delta.json        the acknowledged base report and section hashes, run counter (agent.delta)
+    outbox/           queued reports, retry.json, rejected/ (agent.outbox)
+
+Prints nothing: the CLI decides what to show from the RunResult (the outbox logs its policy
+decisions: supersede, drops, refusals, backoff).
 """
 
 from __future__ import annotations
 
+import fcntl
 import gzip
+import logging
 import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.builder import build_report, count_by_class
-from agent.context import LocalContext
+from agent.collectors.base import Collector
+from agent.context import Context, LocalContext
+from agent.delta import DeltaState, SectionRecorder, build_delta, carried_sections, plan_report
 from agent.identity import load_or_create_agent_id
-from agent.transport import send_report
-from cmdb.report import CollectorStatus, encode_report
+from agent.outbox import FlushResult, Outbox
+from agent.transport import SendResult, send_report
+from cmdb.report import CollectorStatus, Report, encode_report
+
+log = logging.getLogger("fleetgraph.agent")
+
+LOCK_FILE = "lock"
+DEFAULT_FULL_EVERY = 24
+DEFAULT_OUTBOX_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_RETRY_MAX = 900.0
+
+
+class AgentBusy(RuntimeError):
+    """Another agent process holds the state directory."""
 
 
 @dataclass(frozen=True)
@@ -28,11 +63,20 @@ class RunResult:
     http_status: int | None  # 202 stored, 200 already stored; None when not sent
     output: Path | None = None
     report_json: bytes = field(default=b"", repr=False)  # the encoded report, as sent
+    mode: str = "full"
+    base_report_id: str | None = None
+    plan_reason: str = ""  # why full, or what the delta is relative to
+    bytes_gzip: int = 0  # the report gzip-compressed, as it goes on the wire
+    flush: FlushResult | None = None  # every delivery attempt of this run, queued reports included
 
     @property
     def complete(self) -> bool:
         """Every applicable collector succeeded."""
         return all(s.status != "failed" for s in self.collectors.values())
+
+    @property
+    def delivered(self) -> bool:
+        return self.http_status in (200, 202)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -45,23 +89,156 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+@contextmanager
+def state_lock(state_dir: Path, wait: float = 120.0) -> Iterator[None]:
+    """Exclusive use of the state directory (released by the kernel if the process dies)."""
+    fd = os.open(Path(state_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AgentBusy(f"another agent run holds {Path(state_dir) / LOCK_FILE}; "
+                                    "try again when it has finished") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+class _DeltaLedger:
+    """Keeps agent.delta's acknowledged state in step with what the outbox settles."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        self.state = DeltaState.load(state_dir)
+
+    def acknowledged(self, meta: Mapping[str, Any], result: SendResult) -> None:
+        self.state.acknowledged(meta)
+        self.state.save(self.state_dir)
+
+    def rejected(self, meta: Mapping[str, Any], reason: str) -> None:
+        self._lost(f"queued report {meta.get('report_id')} was refused: {reason}")
+
+    def dropped(self, meta: Mapping[str, Any], why: str) -> None:
+        self._lost(f"queued report {meta.get('report_id')} was dropped: {why}")
+
+    def base_refused(self, meta: Mapping[str, Any]) -> None:
+        self.state.base_refused(meta.get("base_report_id"))
+        self.state.save(self.state_dir)
+
+    def _lost(self, why: str) -> None:
+        # Whatever it said is not in the CMDB: the projection is off until a full report.
+        self.state.force_full = why[:500]
+        self.state.save(self.state_dir)
+
+
+def _sender(server_url: str, token: str, timeout: float, cafile: str | None = None):
+    return lambda body: send_report(server_url, token, body, timeout, cafile=cafile)
+
+
+def _merge_flush(into: FlushResult, more: FlushResult) -> None:
+    into.delivered += more.delivered
+    into.rejected += more.rejected
+    into.base_refused += more.base_refused
+    into.error, into.deferred_until, into.pending = more.error, more.deferred_until, more.pending
+
+
+def flush_outbox(server_url: str, token: str, state_dir: Path, *, timeout: float = 30,
+                 outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES, retry_max: float = DEFAULT_RETRY_MAX,
+                 respect_backoff: bool = True, cafile: str | None = None) -> FlushResult:
+    """Deliver what the outbox holds, oldest first (no inventory)."""
+    state_dir = Path(state_dir)
+    load_or_create_agent_id(state_dir)  # creates the state directory owner-only
+    with state_lock(state_dir):
+        outbox = Outbox(state_dir, outbox_max_bytes, retry_max=retry_max)
+        outbox.remove_stale_temporaries()
+        return outbox.flush(_sender(server_url, token, timeout, cafile), _DeltaLedger(state_dir),
+                            respect_backoff=respect_backoff)
+
+
 def run_once(server_url: str | None, token: str | None, state_dir: Path, *,
-             output: Path | None = None, dry_run: bool = False, timeout: float = 30) -> RunResult:
-    """Collect this machine and send the report (unless `dry_run`); write it to `output`
-    (JSON; gzip when the name ends in .gz) when given. Raises agent.transport.TransportError
-    when the report could not be delivered; the file is written before sending."""
+             output: Path | None = None, dry_run: bool = False, timeout: float = 30, cafile: str | None = None,
+             full_every: int = DEFAULT_FULL_EVERY, outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES,
+             retry_max: float = DEFAULT_RETRY_MAX, respect_backoff: bool = False,
+             collectors: Iterable[Collector] | None = None, context: Context | None = None) -> RunResult:
+    """Flush the outbox, collect this machine, spool the report (full or delta) and send it.
+    `output` (JSON; gzip when the name ends in .gz) gets the report as built. A report that
+    could not be delivered stays queued: the result says why (`flush.error`), nothing raises.
+    `dry_run` builds a full report and touches neither the outbox nor the delta state."""
     if not dry_run and not (server_url and token):
         raise ValueError("a server URL and an agent token are needed to send; use dry_run to only collect")
-    agent_id = load_or_create_agent_id(Path(state_dir))
-    report = build_report(LocalContext(agent_id=agent_id))
+    state_dir = Path(state_dir)
+    agent_id = load_or_create_agent_id(state_dir)
+    ctx = context or LocalContext(agent_id=agent_id)
+    if dry_run:
+        report = build_report(ctx, collectors)
+        body = encode_report(report)
+        _write_output(output, body)
+        return _result(report, agent_id, body, None, output, "full", "dry run")
+
+    send = _sender(server_url, token, timeout, cafile)  # type: ignore[arg-type]
+    with state_lock(state_dir):
+        outbox = Outbox(state_dir, outbox_max_bytes, retry_max=retry_max)
+        outbox.remove_stale_temporaries()
+        ledger = _DeltaLedger(state_dir)
+        flushed = outbox.flush(send, ledger, respect_backoff=respect_backoff)
+        recorder = SectionRecorder()
+        full = build_report(ctx, collectors, observe=recorder)
+        plan = plan_report(ledger.state, outbox.metas(), full.collectors, recorder.sections, full_every)
+        report = full if plan.mode == "full" else build_delta(full, recorder.sections, plan.unchanged,
+                                                              plan.base_report_id or "")
+        body = _spool(outbox, ledger, report, recorder, full_every)
+        _write_output(output, body)
+        if flushed.error is None and flushed.deferred_until is None:
+            _merge_flush(flushed, outbox.flush(send, ledger, respect_backoff=respect_backoff))
+        else:  # the collector just failed us: one attempt per run, the backoff decides the next
+            flushed.pending = len(outbox.entries())
+        if report.mode == "delta" and report.report_id in flushed.base_refused:
+            # The collector lacks the base (its store was replaced, or the full report never
+            # arrived): send the same inventory as a full report, now.
+            log.warning("the collector does not know base report %s; sending a full report",
+                        report.base_report_id)
+            plan_reason = f"the collector did not know base report {report.base_report_id}"
+            report = full
+            body = _spool(outbox, ledger, report, recorder, full_every)
+            _write_output(output, body)
+            _merge_flush(flushed, outbox.flush(send, ledger, respect_backoff=False))
+        else:
+            plan_reason = plan.reason
+    status = dict(flushed.delivered).get(report.report_id)
+    return _result(report, agent_id, body, status, output, report.mode, plan_reason, flushed)
+
+
+def _spool(outbox: Outbox, ledger: _DeltaLedger, report: Report, recorder: SectionRecorder,
+           full_every: int) -> bytes:
     body = encode_report(report)
+    meta = {"report_id": report.report_id, "mode": report.mode, "base_report_id": report.base_report_id,
+            "sections": carried_sections(report, recorder.sections),
+            "collected_at": report.collected_at.isoformat(), "bytes": len(body)}
+    outbox.enqueue(body, meta, ledger)
+    state = ledger.state
+    if report.mode == "full":
+        state.runs_since_full, state.force_full = 0, None
+    else:
+        state.runs_since_full += 1
+    state.save(ledger.state_dir)
+    return body
+
+
+def _write_output(output: Path | None, body: bytes) -> None:
     if output is not None:
         _write_atomically(output, gzip.compress(body) if str(output).endswith(".gz") else body)
-    bytes_sent = status = None
-    if not dry_run:
-        sent = send_report(server_url, token, body, timeout)  # type: ignore[arg-type]
-        bytes_sent, status = sent.bytes_sent, sent.status
+
+
+def _result(report: Report, agent_id: str, body: bytes, status: int | None, output: Path | None,
+            mode: str, reason: str, flushed: FlushResult | None = None) -> RunResult:
+    gz = len(gzip.compress(body, 6))
     return RunResult(report_id=report.report_id, agent_id=agent_id, counts=count_by_class(report),
-                     collectors=dict(report.collectors), bytes_raw=len(body), bytes_sent=bytes_sent,
-                     http_status=status, output=Path(output) if output is not None else None,
-                     report_json=body)
+                     collectors=dict(report.collectors), bytes_raw=len(body),
+                     bytes_sent=gz if status is not None else None, http_status=status,
+                     output=Path(output) if output is not None else None, report_json=body, mode=mode,
+                     base_report_id=report.base_report_id, plan_reason=reason, bytes_gzip=gz, flush=flushed)
