@@ -4,6 +4,9 @@ POST <server>/api/v1/reports, gzip body, bearer token. 202: stored, 200: the col
 report_id already (a replay). Anything else raises a typed error carrying the HTTP status and
 the collector's own message. The token is only ever put in the Authorization header: it is not
 in any error, log line or repr.
+
+HTTPS verifies the collector's certificate and host name against the system CA store, or, with a
+`cafile` (agent.ca_file), against that file's CAs only: pinning the fleet's own CA.
 """
 
 from __future__ import annotations
@@ -49,10 +52,11 @@ class ServerUnreachable(TransportError):
 class ServerRejected(TransportError):
     """The collector answered with an error status. `message` is its own explanation."""
 
-    def __init__(self, url: str, status: int, message: str | None):
+    def __init__(self, url: str, status: int, message: str | None, code: str | None = None):
         self.url = url
         self.status = status
         self.message = message
+        self.code = code  # the collector's machine-readable reason, e.g. "base_unknown"
         hint = _HINTS.get(status, "")
         detail = f": {message}" if message else ""
         super().__init__(f"collector at {url} rejected the report with HTTP {status}{detail}{hint}")
@@ -71,6 +75,33 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A redirected POST would lose its body or carry the bearer token to another host.
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401, ANN001
         return None
+
+
+def tls_context(cafile: str | None = None) -> ssl.SSLContext:
+    """A verifying client context (TLS >= 1.2): the system CAs, or only the CAs in `cafile`."""
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except FileNotFoundError:
+        raise TransportError(f"CA file {cafile} does not exist (agent.ca_file / --ca-file)") from None
+    except ssl.SSLError as exc:
+        raise TransportError(f"CA file {cafile} holds no usable PEM CA certificate ({exc.reason or exc}); "
+                             "pass the PEM of the CA that signed the collector's certificate") from None
+    except OSError as exc:
+        raise TransportError(f"CA file {cafile} cannot be read: {exc.strerror or exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def unreachable_reason(reason: object, cafile: str | None = None) -> str:
+    """Why a connection failed, in words; a failed certificate check says what to do about it."""
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        trusted = f"the CA in {cafile}" if cafile else "the system CA store"
+        return (f"TLS certificate verify failed: {reason.verify_message or reason.reason}; the collector's "
+                f"certificate is not trusted by {trusted} (pass the collector's CA with --ca-file / "
+                "agent.ca_file)")
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)
 
 
 def reports_url(server_url: str) -> str:
@@ -105,6 +136,16 @@ def _error_message(raw: bytes) -> str | None:
     return text[:_MAX_MESSAGE]
 
 
+def _error_code(raw: bytes) -> str | None:
+    """The `code` of a JSON error body ({"error": ..., "code": "base_unknown"}), if any."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    code = doc.get("code") if isinstance(doc, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def send_report(server_url: str, token: str, body: bytes, timeout: float = 30.0, *,
                 cafile: str | None = None) -> SendResult:
     """POST an encoded report (JSON bytes) gzip-compressed; raise ServerRejected/ServerUnreachable."""
@@ -121,7 +162,7 @@ def send_report(server_url: str, token: str, body: bytes, timeout: float = 30.0,
     })
     handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
     if url.startswith("https:"):
-        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cafile)))
+        handlers.append(urllib.request.HTTPSHandler(context=tls_context(cafile)))
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -130,11 +171,9 @@ def send_report(server_url: str, token: str, body: bytes, timeout: float = 30.0,
     except urllib.error.HTTPError as exc:
         with exc:
             raw = exc.read(_MAX_ERROR_BODY) if exc.fp else b""
-        raise ServerRejected(url, exc.code, _error_message(raw)) from None
+        raise ServerRejected(url, exc.code, _error_message(raw), _error_code(raw)) from None
     except urllib.error.URLError as exc:
-        reason = exc.reason
-        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
-        raise ServerUnreachable(url, text) from None
+        raise ServerUnreachable(url, unreachable_reason(exc.reason, cafile)) from None
     except (TimeoutError, socket.timeout):
         raise ServerUnreachable(url, f"no answer within {timeout:g}s") from None
     except (ConnectionError, OSError) as exc:  # e.g. reset while reading the answer

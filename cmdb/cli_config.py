@@ -8,7 +8,7 @@ import json
 
 from cmdb.config import Config, render_defaults
 
-SECRET_OPTIONS = {("agent", "token")}
+SECRET_OPTIONS = {("agent", "token"), ("agent", "enroll_token")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,6 +10,7 @@ The file is found at `--config PATH`, else $FLEETGRAPH_CONFIG, else ./fleetgraph
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Any, Mapping
 
 DEFAULT_PATHS = (Path("fleetgraph.toml"), Path("/etc/fleetgraph/fleetgraph.toml"))
 MiB = 1024 * 1024
+# Where FlexLM/FlexNet license files usually live (vendor installs under /opt, the lmgrd defaults).
+DEFAULT_LICENSE_PATHS = ("/opt/*/license*", "/usr/local/flexlm/licenses", "/etc/flexlm")
 
 
 class ConfigError(ValueError):
@@ -38,6 +41,9 @@ class CollectorConfig:
     reconcile: bool = _opt(True, "run the reconcile worker in this process (false: ingest only)")
     reconcile_batch: int = _opt(32, "reports the reconcile worker takes from the log per round")
     log_level: str = _opt("info", "debug, info, warning or error")
+    tls_cert: str | None = _opt(None, "PEM certificate (chain) to serve HTTPS with, together with tls_key "
+                                      "(unset: plain HTTP, for loopback only)")
+    tls_key: str | None = _opt(None, "PEM private key of tls_cert (keep it owner-only)")
 
 
 @dataclass(slots=True)
@@ -47,6 +53,21 @@ class AgentConfig:
     token_file: str | None = _opt(None, "file holding the bearer token (owner-only)")
     state_dir: str = _opt("/var/lib/fleetgraph-agent", "where the agent keeps its id and state")
     timeout: float = _opt(30.0, "seconds to wait for the collector")
+    license_paths: tuple[str, ...] = _opt(DEFAULT_LICENSE_PATHS,
+                                          "directories, files or globs searched for FlexLM license files "
+                                          "(environment: comma-separated; flag: --license-path, repeated)")
+    interval: float = _opt(3600.0, "`agent run` without --once: seconds between two inventories")
+    splay: float | None = _opt(None, "random extra delay added to each interval, and the most the first "
+                                      "run waits, seconds (default: 10% of interval)")
+    full_every: int = _opt(24, "send a full report every N runs, deltas in between (1: always full)")
+    outbox_max_bytes: int = _opt(50 * MiB, "largest the outbox of undelivered reports may grow, bytes; "
+                                           "over it the oldest queued reports are dropped (logged)")
+    retry_max: float = _opt(900.0, "longest wait between two delivery attempts while the collector "
+                                   "fails (exponential backoff with jitter up to this), seconds")
+    ca_file: str | None = _opt(None, "PEM CA certificate(s) to trust for the collector's HTTPS instead of "
+                                     "the system CA store (pinning)")
+    enroll_token: str | None = _opt(None, "one-time enrollment token for `fleetgraph agent enroll` "
+                                          "(prefer FLEETGRAPH_AGENT_ENROLL_TOKEN to the command line)")
 
 
 @dataclass(slots=True)
@@ -87,6 +108,12 @@ def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
+        if base.startswith(("tuple[str", "list[str")):
+            if isinstance(value, str):  # from the environment: comma-separated
+                value = [v.strip() for v in value.split(",")]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ValueError
+            return tuple(v for v in value if v)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: expected {base}, got {value!r}") from None
     return value
@@ -160,6 +187,8 @@ def render_defaults() -> str:
                 lines.append(f"# {f.name} =")
             elif isinstance(default, str):
                 lines.append(f'{f.name} = "{default}"')
+            elif isinstance(default, (tuple, list)):  # a JSON array of strings is a TOML array
+                lines.append(f"{f.name} = {json.dumps(list(default))}")
             else:
                 lines.append(f"{f.name} = {default!r}".replace("True", "true").replace("False", "false"))
     return "\n".join(lines) + "\n"

@@ -103,6 +103,48 @@ class TokenInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    source_id: str | None = None  # an enrolled agent's credential may only write as this source
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrincipal:
+    """Who a valid token speaks for. `source_id` binds it to one source (an enrolled agent's id):
+    such a token may only submit that source's reports. None: not bound."""
+
+    name: str
+    role: str
+    source_id: str | None = None
+
+
+@dataclass(slots=True)
+class EnrollmentTokenInfo:
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    max_uses: int
+    uses: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """Outcome of `enroll`: the enrollment token that was used, and how many earlier
+    credentials of the same source were revoked (re-enrolling rotates the credential)."""
+
+    enrollment_token: str
+    revoked_previous: int
+
+
+EnrollmentRefusal = Literal["unknown", "expired", "revoked", "used_up"]
+
+
+class EnrollmentRefused(Exception):
+    """`enroll` refused the enrollment token; nothing was stored and no use was counted."""
+
+    def __init__(self, reason: EnrollmentRefusal, name: str | None = None):
+        what = "enrollment token" if name is None else f"enrollment token {name!r}"
+        super().__init__(f"{what}: {reason.replace('_', ' ')}")
+        self.reason, self.name = reason, name
 
 
 @dataclass(slots=True)
@@ -210,9 +252,31 @@ class Store(Protocol):
     def token_role(self, token_hash: str, now: datetime) -> tuple[str, str] | None:
         """(name, role) of a valid (not revoked, not expired) token, else None."""
 
+    def token_principal(self, token_hash: str, now: datetime) -> TokenPrincipal | None:
+        """Name, role and source binding of a valid (not revoked, not expired) token, else None."""
+
     def revoke_token(self, name: str) -> int: ...
 
     def list_tokens(self) -> list[TokenInfo]:
         """Every token (never its hash), newest first."""
+
+    # -- agent enrollment (one-time enrollment tokens, hashed like API tokens) --------------
+    def add_enrollment_token(self, token_hash: str, name: str, max_uses: int = 1,
+                             expires_at: datetime | None = None) -> None:
+        """Store an enrollment token good for `max_uses` enrollments. ValueError when a live
+        (not revoked) enrollment token has this name or the hash is already stored."""
+
+    def list_enrollment_tokens(self) -> list[EnrollmentTokenInfo]:
+        """Every enrollment token (never its hash), newest first."""
+
+    def revoke_enrollment_token(self, name: str) -> int: ...
+
+    def enroll(self, enrollment_hash: str, now: datetime, token_hash: str, name: str, role: str,
+               source_id: str) -> Enrollment:
+        """Redeem one use of a valid enrollment token and store a new API token bound to
+        `source_id`, revoking that source's earlier credentials, all in one transaction: of
+        concurrent calls for the last use exactly one succeeds. Raises EnrollmentRefused (unknown,
+        expired, revoked, used up) or ValueError (a live token is named `name`); then nothing
+        is stored and no use is counted."""
 
     def close(self) -> None: ...

@@ -35,9 +35,11 @@ _RequestKey = getattr(web, "RequestKey", None)
 if _RequestKey is not None:
     REQUEST_ID: Any = _RequestKey("request_id", str)
     PRINCIPAL: Any = _RequestKey("principal", tuple)  # (token name, role)
+    BOUND_SOURCE: Any = _RequestKey("bound_source", object)  # the token's source id, or None
 else:  # pragma: no cover - aiohttp < 3.13
     REQUEST_ID = "fleetgraph.request_id"
     PRINCIPAL = "fleetgraph.principal"
+    BOUND_SOURCE = "fleetgraph.bound_source"
 
 _json = msgspec.json.Encoder()
 

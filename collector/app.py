@@ -23,7 +23,7 @@ from aiohttp import web
 
 from cmdb.config import CollectorConfig
 from cmdb.store import Store
-from collector import health, ingest, query
+from collector import enroll, health, ingest, query
 from collector.api import (
     CONFIG_KEY,
     EXECUTOR_KEY,
@@ -122,4 +122,5 @@ def create_app(store: Store, config: CollectorConfig) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(ingest.routes)
     app.add_routes(query.routes)
+    enroll.setup(app)  # POST /api/v1/enroll and its attempt limiter
     return app

@@ -1,4 +1,5 @@
-"""`fleetgraph collector serve` and `fleetgraph token create|list|revoke`.
+"""`fleetgraph collector serve`, `fleetgraph token create|list|revoke` and
+`fleetgraph enroll-token create|list|revoke`.
 
 Flags whose argparse dest is `collector__<key>` override the [collector] config options (see
 cmdb.cli). Heavy imports (aiohttp, the store backends) happen inside the handlers, so that the
@@ -8,8 +9,9 @@ dispatcher stays cheap on endpoints that only run the agent.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector.roles import ROLES
@@ -37,6 +39,10 @@ def register(subparsers: Any) -> None:
                        help="reports the reconcile worker takes per round (collector.reconcile_batch)")
     serve.add_argument("--log-level", dest="collector__log_level", choices=("debug", "info", "warning", "error"),
                        help="collector.log_level")
+    serve.add_argument("--tls-cert", dest="collector__tls_cert", metavar="PEM",
+                       help="serve HTTPS with this certificate chain (collector.tls_cert; needs --tls-key)")
+    serve.add_argument("--tls-key", dest="collector__tls_key", metavar="PEM",
+                       help="private key of --tls-cert (collector.tls_key)")
     serve.set_defaults(func=_serve)
 
     token = subparsers.add_parser("token", help="manage API tokens (create, list, revoke)",
@@ -60,6 +66,7 @@ def register(subparsers: Any) -> None:
     revoke.add_argument("--name", required=True)
     _store_flag(revoke)
     revoke.set_defaults(func=_token_revoke)
+    _register_enroll_token(subparsers)
 
 
 def _store_flag(parser: argparse.ArgumentParser) -> None:
@@ -129,15 +136,20 @@ def _token_list(args: argparse.Namespace, config: Any) -> int:
     finally:
         store.close()
     now = datetime.now(UTC)
-    rows = [("NAME", "ROLE", "CREATED", "EXPIRES", "STATE")]
+    rows = [("NAME", "ROLE", "CREATED", "EXPIRES", "STATE", "SOURCE")]
     for t in tokens:
         expires = t.expires_at
         state = "revoked" if t.revoked_at else ("expired" if expires and expires <= now else "valid")
-        rows.append((t.name, t.role, _when(t.created_at), _when(expires) or "never", state))
+        source = f"agent/{t.source_id}" if t.source_id else "any"
+        rows.append((t.name, t.role, _when(t.created_at), _when(expires) or "never", state, source))
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    return 0
 
 
 def _token_revoke(args: argparse.Namespace, config: Any) -> int:
@@ -160,3 +172,106 @@ def _when(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return "" if value is None else str(value)
+
+
+# -- enrollment tokens: what an agent trades for its own credential (`fleetgraph agent enroll`) --
+DEFAULT_ENROLL_TTL = "24h"
+_TTL = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
+_TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _register_enroll_token(subparsers: Any) -> None:
+    enroll = subparsers.add_parser(
+        "enroll-token", help="manage agent enrollment tokens (create, list, revoke)",
+        description="One-time enrollment tokens: an agent runs 'fleetgraph agent enroll' with one and "
+                    "receives its own credential, bound to its agent id. Only a hash is stored.")
+    esub = enroll.add_subparsers(dest="enroll_token_command", metavar="COMMAND", required=True)
+    create = esub.add_parser("create", help="create an enrollment token and print it (once) on stdout")
+    create.add_argument("--name", required=True, help="what the token is for (unique; used to revoke it)")
+    when = create.add_mutually_exclusive_group()
+    when.add_argument("--expires", metavar="ISO8601", help="expiry time, e.g. 2025-12-31T00:00:00Z")
+    when.add_argument("--ttl", metavar="DURATION",
+                      help=f"lifetime: a number and s, m, h, d or w, e.g. 24h, 7d (default {DEFAULT_ENROLL_TTL})")
+    create.add_argument("--uses", type=int, default=1, metavar="K",
+                        help="how many agents may enroll with it (default 1)")
+    _store_flag(create)
+    create.set_defaults(func=_enroll_token_create)
+
+    listing = esub.add_parser("list", help="list enrollment tokens (uses, expiry; never the tokens)")
+    _store_flag(listing)
+    listing.set_defaults(func=_enroll_token_list)
+
+    revoke = esub.add_parser("revoke", help="revoke the live enrollment token with this name")
+    revoke.add_argument("--name", required=True)
+    _store_flag(revoke)
+    revoke.set_defaults(func=_enroll_token_revoke)
+
+
+def _parse_ttl(text: str) -> datetime:
+    match = _TTL.match(text.strip())
+    if match is None:
+        raise ValueError(f"--ttl must be a number and a unit (s, m, h, d, w), e.g. 24h or 7d, got {text!r}")
+    return datetime.now(UTC) + timedelta(**{_TTL_UNITS[match[2]]: int(match[1])})
+
+
+def _enroll_token_create(args: argparse.Namespace, config: Any) -> int:
+    from collector.enroll import create_enrollment_token
+
+    try:
+        expires_at = _parse_expiry(args.expires) if args.expires else _parse_ttl(args.ttl or DEFAULT_ENROLL_TTL)
+        if args.uses < 1:
+            raise ValueError(f"--uses must be at least 1, got {args.uses}")
+    except (ValueError, OverflowError) as exc:
+        print(f"fleetgraph: {exc}", file=sys.stderr)
+        return 2
+    store = _open(config)
+    if store is None:
+        return 1
+    try:
+        token = create_enrollment_token(store, args.name, args.uses, expires_at)
+    except ValueError as exc:
+        print(f"fleetgraph: cannot create enrollment token {args.name!r}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(token)  # stdout: the token alone, for TOKEN=$(fleetgraph enroll-token create ...)
+    print(f"created enrollment token {args.name!r} for {args.uses} enrollment(s), valid until "
+          f"{_when(expires_at)}; it is shown only this once. On the agent: "
+          "FLEETGRAPH_AGENT_ENROLL_TOKEN=<token> fleetgraph agent enroll --server URL", file=sys.stderr)
+    return 0
+
+
+def _enroll_token_list(args: argparse.Namespace, config: Any) -> int:
+    store = _open(config)
+    if store is None:
+        return 1
+    try:
+        tokens = store.list_enrollment_tokens()
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    rows = [("NAME", "USES", "CREATED", "EXPIRES", "STATE")]
+    for t in tokens:
+        expired = t.expires_at is not None and t.expires_at <= now
+        state = ("revoked" if t.revoked_at else "expired" if expired
+                 else "used up" if t.uses >= t.max_uses else "valid")
+        rows.append((t.name, f"{t.uses}/{t.max_uses}", _when(t.created_at), _when(t.expires_at) or "never", state))
+    _print_table(rows)
+    return 0
+
+
+def _enroll_token_revoke(args: argparse.Namespace, config: Any) -> int:
+    store = _open(config)
+    if store is None:
+        return 1
+    try:
+        revoked = store.revoke_enrollment_token(args.name)
+    finally:
+        store.close()
+    if not revoked:
+        print(f"fleetgraph: no live enrollment token named {args.name!r} (see 'fleetgraph enroll-token list')",
+              file=sys.stderr)
+        return 1
+    print(f"revoked enrollment token {args.name!r}; agents already enrolled with it keep their credentials "
+          "(revoke one with 'fleetgraph token revoke --name agent-<agent id>')", file=sys.stderr)
+    return 0

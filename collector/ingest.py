@@ -18,12 +18,13 @@ import logging
 import zlib
 from dataclasses import dataclass
 
+import msgspec
 from aiohttp import web
 
 from cmdb.report import Report, ReportError, decode_report
-from cmdb.store import ReportConflict
+from cmdb.store import ReportConflict, Store
 from collector.api import CONFIG_KEY, PRINCIPAL, STORE_KEY, WORKER_KEY, APIError, call_store, json_response
-from collector.auth import require_role
+from collector.auth import check_source_binding, require_role
 
 log = logging.getLogger("fleetgraph.collector.ingest")
 
@@ -155,6 +156,10 @@ async def post_report(request: web.Request) -> web.Response:
         report, digest = await call_store(request, _decode, body)
     except ReportError as exc:
         raise APIError(400, "invalid report", field=exc.field, rule=exc.rule) from None
+    check_source_binding(request, report.source.kind, report.source.id)  # before the store is touched
+
+    if report.mode == "delta":
+        await call_store(request, _check_delta_base, store, report)
 
     try:
         put = await call_store(request, store.put_report, report.report_id, report.source.kind,
@@ -177,6 +182,29 @@ async def post_report(request: web.Request) -> web.Response:
         worker.wake()
     return json_response({"report_id": report.report_id, "status": "accepted", "seq": put.seq},
                          status=202)
+
+
+class _ReportHead(msgspec.Struct):
+    mode: str = "full"
+
+
+_head_decoder = msgspec.json.Decoder(_ReportHead)
+
+
+def _check_delta_base(store: Store, report: Report) -> None:
+    """A delta is applied on its base: the base must be a full report of the same source that this
+    store holds. Otherwise 422 with code "base_unknown": the agent then sends a full report."""
+    base = store.get_report(report.base_report_id or "")
+    problem = None
+    if base is None:
+        problem = "is not in this collector's store"
+    elif (base.source_kind, base.source_id) != (report.source.kind, report.source.id):
+        problem = "belongs to another source"
+    elif _head_decoder.decode(base.body).mode != "full":
+        problem = "is not a full report"
+    if problem is not None:
+        raise APIError(422, f"base report {report.base_report_id!r} of this delta {problem}; "
+                            "send a full report", code="base_unknown", base_report_id=report.base_report_id)
 
 
 def _conflict(report_id: str, seq: int | None = None) -> APIError:

@@ -2,9 +2,10 @@
 
 Once the socket is bound it prints exactly one line to stdout,
 
-    fleetgraph collector listening on http://HOST:PORT
+    fleetgraph collector listening on http://HOST:PORT     (https:// when tls_cert and tls_key are set)
 
-with the real port (so `--listen 127.0.0.1:0` works and scripts can wait for the line). Shutdown:
+with the real port (so `--listen 127.0.0.1:0` works and scripts can wait for the line). HTTPS
+uses TLS 1.2 or newer with the standard library's server defaults. Shutdown:
 stop accepting, let in-flight requests finish, stop the reconcile worker (it finishes the report in
 hand), close the store, exit 0.
 """
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import ssl
+import stat
 import sys
 
 from aiohttp import web
@@ -42,11 +46,36 @@ def configure_logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-async def _serve(store, config: CollectorConfig, host: str, port: int) -> int:
+def tls_server_context(config: CollectorConfig) -> ssl.SSLContext | None:
+    """The HTTPS context of collector.tls_cert/tls_key (TLS >= 1.2), None when neither is set."""
+    if not config.tls_cert and not config.tls_key:
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise ConfigError("collector.tls_cert and collector.tls_key go together: set both (HTTPS) or "
+                          "neither (plain HTTP)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"collector.tls_cert/tls_key: {exc.filename or 'file'} does not exist") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"collector.tls_cert {config.tls_cert} / tls_key {config.tls_key}: not a PEM "
+                          f"certificate and its matching private key ({exc.reason or exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"collector.tls_cert/tls_key: cannot read {exc.filename}: {exc.strerror}") from None
+    if os.stat(config.tls_key).st_mode & stat.S_IRWXO:
+        log.warning("collector.tls_key %s is readable by other users: run chmod 600 %s",
+                    config.tls_key, config.tls_key)
+    return context
+
+
+async def _serve(store, config: CollectorConfig, host: str, port: int,
+                 tls: ssl.SSLContext | None = None) -> int:
     from collector.app import RUNNER_KWARGS, create_app
 
     loop = asyncio.get_running_loop()
@@ -58,14 +87,14 @@ async def _serve(store, config: CollectorConfig, host: str, port: int) -> int:
                            **RUNNER_KWARGS)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:
             print(f"fleetgraph: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
             return 1
         bound = runner.addresses[0]
-        line = f"fleetgraph collector listening on {_url(host, bound[1])}"
+        line = f"fleetgraph collector listening on {_url(host, bound[1], 'https' if tls else 'http')}"
         log.info("%s (store %s, reconcile %s)", line, config.store, "on" if config.reconcile else "off")
         print(line, flush=True)
         await stop.wait()
@@ -82,12 +111,13 @@ def serve(config: CollectorConfig) -> int:
     """Run the collector until SIGINT/SIGTERM; the exit code (0 on a clean shutdown)."""
     configure_logging(config.log_level)
     host, port = parse_listen(config.listen)
+    tls = tls_server_context(config)
     try:
         store = open_configured_store(config.store)
     except Exception as exc:  # a wrong URL, an unreadable file, a newer schema: say which
         print(f"fleetgraph: cannot open the store {config.store}: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(store, config, host, port))
+        return asyncio.run(_serve(store, config, host, port, tls))
     finally:
         store.close()

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
+from cmdb.backends import sqlite_enroll
 from cmdb.backends.sqlite_apply import write_change_set
 from cmdb.backends.sqlite_schema import decode_json, encode_json, from_micros, json_decode, migrate, to_micros
 from cmdb.changes import ChangeSet, Provenance
@@ -35,6 +36,8 @@ from cmdb.store import (
     ApplyResult,
     AttributeValue,
     CIState,
+    Enrollment,
+    EnrollmentTokenInfo,
     HistoryRow,
     Identifier,
     PutResult,
@@ -42,6 +45,7 @@ from cmdb.store import (
     ReportStatus,
     StoredReport,
     TokenInfo,
+    TokenPrincipal,
 )
 
 if TYPE_CHECKING:
@@ -492,18 +496,41 @@ class SQLiteStore:
                          (token_hash, name, role, to_micros(datetime.now(timezone.utc)), expires))
 
     def token_role(self, token_hash: str, now: datetime) -> tuple[str, str] | None:
+        principal = self.token_principal(token_hash, now)
+        return None if principal is None else (principal.name, principal.role)
+
+    def token_principal(self, token_hash: str, now: datetime) -> TokenPrincipal | None:
         row = self._reader().execute(
-            "SELECT name, role FROM token WHERE token_hash = ? AND revoked_at IS NULL "
+            "SELECT name, role, source_id FROM token WHERE token_hash = ? AND revoked_at IS NULL "
             "AND (expires_at IS NULL OR expires_at > ?)", (token_hash, to_micros(now))).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else TokenPrincipal(row[0], row[1], row[2])
 
     def list_tokens(self) -> list[TokenInfo]:
-        rows = self._reader().execute("SELECT name, role, created_at, expires_at, revoked_at FROM token "
-                                    "ORDER BY created_at DESC").fetchall()
+        rows = self._reader().execute("SELECT name, role, created_at, expires_at, revoked_at, source_id "
+                                      "FROM token ORDER BY created_at DESC").fetchall()
         when = lambda v: None if v is None else from_micros(v)  # noqa: E731
-        return [TokenInfo(r[0], r[1], from_micros(r[2]), when(r[3]), when(r[4])) for r in rows]
+        return [TokenInfo(r[0], r[1], from_micros(r[2]), when(r[3]), when(r[4]), r[5]) for r in rows]
 
     def revoke_token(self, name: str) -> int:
         with self._transaction(durable=True) as conn:
             return conn.execute("UPDATE token SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
                                 (to_micros(datetime.now(timezone.utc)), name)).rowcount
+
+    # -- agent enrollment (see sqlite_enroll) ------------------------------------------------
+    def add_enrollment_token(self, token_hash: str, name: str, max_uses: int = 1,
+                             expires_at: datetime | None = None) -> None:
+        with self._transaction(durable=True) as conn:
+            sqlite_enroll.add_enrollment_token(conn, token_hash, name, max_uses, expires_at,
+                                               datetime.now(timezone.utc))
+
+    def list_enrollment_tokens(self) -> list[EnrollmentTokenInfo]:
+        return sqlite_enroll.list_enrollment_tokens(self._reader())
+
+    def revoke_enrollment_token(self, name: str) -> int:
+        with self._transaction(durable=True) as conn:
+            return sqlite_enroll.revoke_enrollment_token(conn, name, datetime.now(timezone.utc))
+
+    def enroll(self, enrollment_hash: str, now: datetime, token_hash: str, name: str, role: str,
+               source_id: str) -> Enrollment:
+        with self._transaction(durable=True) as conn:
+            return sqlite_enroll.enroll(conn, enrollment_hash, now, token_hash, name, role, source_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -155,7 +155,28 @@ _V2 = (
     "CREATE INDEX attribute_address ON attribute (value) WHERE name = 'address'",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # Agent enrollment. An enrolled agent's credential is an ordinary token bound to its source id
+    # (NULL: unbound, as every token before version 3); a source has at most one live credential,
+    # so re-enrolling must revoke the old one in the same transaction.
+    "ALTER TABLE token ADD COLUMN source_id TEXT",
+    "CREATE UNIQUE INDEX token_live_source ON token (source_id) "
+    "WHERE source_id IS NOT NULL AND revoked_at IS NULL",
+    # The CHECK on uses is the last line of defence against redeeming a token more often than allowed.
+    """CREATE TABLE enrollment_token (
+        token_hash   TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,
+        revoked_at   INTEGER,
+        max_uses     INTEGER NOT NULL CHECK (max_uses >= 1),
+        uses         INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses),
+        last_used_at INTEGER
+    ) WITHOUT ROWID""",
+    "CREATE UNIQUE INDEX enrollment_token_live_name ON enrollment_token (name) WHERE revoked_at IS NULL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

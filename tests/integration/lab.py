@@ -18,7 +18,7 @@ from pathlib import Path
 from cmdb.backends import sqlite_url
 
 REPO = Path(__file__).resolve().parents[2]
-LISTENING = re.compile(r"listening on (http://[0-9.:\[\]]+)")
+LISTENING = re.compile(r"listening on (https?://[0-9.:\[\]]+)")
 
 
 def fleetgraph(*args: str, env: dict[str, str] | None = None, check: bool = True,
