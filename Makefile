@@ -6,10 +6,10 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 # System packages the code and the tests use. Installed only when one is missing.
-SYSTEM_PACKAGES := python3-venv iproute2 procps gzip
+SYSTEM_PACKAGES := python3-venv iproute2 procps gzip fusioninventory-agent
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast sysdeps venv schema bench clean
+.PHONY: demo test test-fast sysdeps venv schema bench bench-agent clean agent-pyz deb
 
 sysdeps: .stamp-sysdeps
 .stamp-sysdeps: Makefile
@@ -46,5 +46,16 @@ schema: venv
 bench: venv
 	$(PY) bench/ingest.py
 
+# Our agent beside FusionInventory agent on this machine (issue 3): wall, peak RSS, parity.
+bench-agent: venv
+	$(PY) bench/agent_vs_fusion.py
+
+# The single-file agent and its Debian package (docs/packaging.md).
+agent-pyz: venv
+	$(PY) packaging/build_pyz.py --output dist/fleetgraph-agent.pyz
+
+deb: agent-pyz
+	$(PY) packaging/build_deb.py --pyz dist/fleetgraph-agent.pyz --outdir dist
+
 clean:
-	rm -rf $(VENV) .stamp-sysdeps var build *.egg-info .pytest_cache
+	rm -rf $(VENV) .stamp-sysdeps var build dist *.egg-info .pytest_cache
