@@ -60,9 +60,21 @@ class Section:
     relations: frozenset[Edge]
 
 
+def _without_measurements(item: Item) -> Item:
+    """The item as far as change detection goes: measurement readings (free space, ...) change
+    every run and are not changes, so they alone never make a section "changed"."""
+    measured = CI_CLASSES[item.class_].measurements
+    if not measured or not measured & item.attributes.keys():
+        return item
+    attributes = {k: v for k, v in item.attributes.items() if k not in measured}
+    return msgspec.structs.replace(item, attributes=attributes)
+
+
 def section_digest(items: Iterable[Item], relations: Iterable[Relation]) -> str:
-    """sha256 of the canonical encoding (sorted keys, items by ref, relations sorted)."""
-    doc = [sorted(items, key=lambda i: i.ref), sorted(relations, key=lambda r: (r.from_, r.type, r.to))]
+    """sha256 of the canonical encoding (sorted keys, items by ref, relations sorted), measurement
+    attributes left out."""
+    doc = [sorted((_without_measurements(i) for i in items), key=lambda i: i.ref),
+           sorted(relations, key=lambda r: (r.from_, r.type, r.to))]
     return hashlib.sha256(_canonical.encode(doc)).hexdigest()
 
 

@@ -66,6 +66,9 @@ class ChangeSet:
     created: list[NewCI] = field(default_factory=list)
     identifiers: list[IdentifierClaim] = field(default_factory=list)
     attributes: list[AttributeChange] = field(default_factory=list)
+    # New readings of measurement attributes (cmdb.model CIClass.measurements): the current value
+    # is replaced, with provenance, and no history row is written (after=None: reading gone).
+    measurements: list[AttributeChange] = field(default_factory=list)
     # (ci_id, name) whose value the report confirmed unchanged: provenance observed_at refreshed.
     confirmed: list[tuple[str, str]] = field(default_factory=list)
     relations: list[RelationChange] = field(default_factory=list)
@@ -85,6 +88,7 @@ class ChangeSet:
             "identifiers": len(self.identifiers),
             "attribute_changes": len(self.attributes),
             "confirmed": len(self.confirmed),
+            "measurements": len(self.measurements),
             "relations_added": sum(1 for r in self.relations if r.action == "add"),
             "relations_retired": sum(1 for r in self.relations if r.action == "retire"),
             "relations_seen": len(self.relations_seen),

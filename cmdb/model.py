@@ -38,6 +38,9 @@ class CIClass:
     # Identifier kinds in order of strength, strongest first (reconcile rules may refine this).
     identifier_kinds: tuple[str, ...]
     scope: tuple[Scope, ...] = ()
+    # Readings, not configuration (free space, ...): kept as current values with provenance, but
+    # a new reading is not a change — no history row, no drift, no delta report of its own.
+    measurements: frozenset[str] = frozenset()
 
     @property
     def is_dependent(self) -> bool:
@@ -88,7 +91,7 @@ CI_CLASSES: dict[str, CIClass] = {
         CIClass("Disk", "a block device of a host", ("serial", "name"),
                 _dependent(("HAS_DISK", "to"))),
         CIClass("FileSystem", "a mounted file system of a host", ("mount",),
-                _dependent(("HAS_FILESYSTEM", "to"))),
+                _dependent(("HAS_FILESYSTEM", "to")), frozenset({"free_bytes", "used_bytes"})),
         CIClass("MemoryModule", "a memory module (DIMM) of a host", ("slot", "serial"),
                 _dependent(("HAS_COMPONENT", "to"))),
         CIClass("Software", "a software product (package name in its ecosystem, any version)",

@@ -51,6 +51,7 @@ def compute_changes(store: Store, report: Report) -> AnnotatedChangeSet:
         identifiers=identification.claims,
         attributes=attributes.changes,
         confirmed=attributes.confirmed,
+        measurements=attributes.measurements,
         relations=relations.added,
         relations_seen=relations.seen,
         seen=seen,

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from cmdb.changes import AttributeChange, JSONValue, Provenance, RelationChange
 from cmdb.junk import is_junk
+from cmdb.model import CI_CLASSES
 from cmdb.report import Item, Report
 from cmdb.store import AttributeValue, Relationship
 from reconcile.identify import Identification
@@ -69,6 +70,7 @@ def removals_allowed(report: Report, item: Item) -> bool:
 @dataclass(slots=True)
 class AttributeDiff:
     changes: list[AttributeChange] = field(default_factory=list)
+    measurements: list[AttributeChange] = field(default_factory=list)
     confirmed: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -78,24 +80,27 @@ def diff_attributes(report: Report, identification: Identification,
     items_by_ref = {item.ref: item for item in report.items}
     for ci_id, ref in identification.attribute_ref_of_ci.items():
         item = items_by_ref[ref]
+        measured = CI_CLASSES[item.class_].measurements
         stored = {name: v for name, v in current.get(ci_id, {}).items() if v.value is not None}
         stated = stated_attributes(item)
         for name, value in stated.items():
             old = stored.get(name)
+            changes = diff.measurements if name in measured else diff.changes
             if old is None:
-                diff.changes.append(AttributeChange(ci_id, name, None, value))
+                changes.append(AttributeChange(ci_id, name, None, value))
             elif not report_value_wins(old, provenance):
                 continue
             elif same_json_value(old.value, value):
                 diff.confirmed.append((ci_id, name))
             else:
-                diff.changes.append(AttributeChange(ci_id, name, old.value, value))
+                changes.append(AttributeChange(ci_id, name, old.value, value))
         if not removals_allowed(report, item):
             continue
         for name, old in stored.items():
             if (name not in stated and old.provenance.source_kind == provenance.source_kind
                     and report_value_wins(old, provenance)):
-                diff.changes.append(AttributeChange(ci_id, name, old.value, None))
+                changes = diff.measurements if name in measured else diff.changes
+                changes.append(AttributeChange(ci_id, name, old.value, None))
     return diff
 
 

@@ -8,7 +8,10 @@ it changes on every restart and would write a history row each time.
 
 UDP sockets in the kernel's ephemeral port range are clients (a resolver's query socket, an NTP
 poll), as are connected UDP sockets: neither is a service. A TCP listener is a service whatever
-its port (rpc.statd and friends listen on random ports; they still accept connections).
+its port (rpc.statd and friends listen on random ports; they still accept connections) — except
+one bound to loopback only on a port in the ephemeral range: that is a port the kernel handed out
+(bind to port 0) for a process talking to itself or to a test (a dev server, a test collector),
+which no other machine can reach; reporting it would create and retire a CI on every run.
 
 Fetch apart from parse: `read_sockets` and `read_processes` talk to psutil; `listening_services`
 and `contribute_services` are pure, and tests feed them recorded sockets.
@@ -93,7 +96,7 @@ def parse_port_range(text: str | None) -> tuple[int, int]:
 def listening_services(sockets: Iterable[SocketEntry],
                        ephemeral: tuple[int, int] = DEFAULT_EPHEMERAL_RANGE) -> dict[tuple[str, int], ListeningService]:
     """{(protocol, port): service} of the TCP listeners and the bound, unconnected UDP sockets
-    outside the ephemeral range."""
+    outside the ephemeral range; loopback-only TCP listeners on ephemeral ports left out."""
     services: dict[tuple[str, int], ListeningService] = {}
     for sock in sockets:
         if sock.protocol == "tcp":
@@ -111,7 +114,16 @@ def listening_services(sockets: Iterable[SocketEntry],
         service.bind_addresses.add(sock.local_address)
         if sock.pid is not None:
             service.pids.add(sock.pid)
-    return services
+    return {key: s for key, s in services.items()
+            if not (s.protocol == "tcp" and ephemeral[0] <= s.port <= ephemeral[1]
+                    and all(is_loopback(a) for a in s.bind_addresses))}
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def add_service(out: Contribution, service: ListeningService, facts: Mapping[int, ProcessFacts]) -> str:

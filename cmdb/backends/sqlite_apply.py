@@ -114,6 +114,13 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
             history += conn.executemany(_HISTORY_ATTR_UNSET, [(*u, *tail) for u in unsets]).rowcount
             conn.executemany(_DELETE_ATTR, unsets)
 
+    if changes.measurements:
+        # Readings: the current value moves with its provenance; history is for changes.
+        last = {(c.ci_id, c.name): c.after for c in changes.measurements}
+        conn.executemany(_UPSERT_ATTR, [(ci_id, name, encode_json(after), *tail[:4])
+                                        for (ci_id, name), after in last.items() if after is not None])
+        conn.executemany(_DELETE_ATTR, [key for key, after in last.items() if after is None])
+
     if changes.confirmed:
         conn.executemany(_CONFIRM_ATTR, [(observed, prov.report_id, ci_id, name)
                                          for ci_id, name in changes.confirmed])

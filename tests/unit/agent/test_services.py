@@ -75,6 +75,14 @@ def test_listening_services_merge_families_and_skip_clients():
     assert services[("tcp", 80)].owner_pid == 900
 
 
+def test_loopback_listeners_on_kernel_assigned_ports_are_not_services():
+    sockets = [tcp("127.0.0.1", 45001, status="LISTEN", pid=5000),  # a test server on port 0
+               tcp("::1", 45002, status="LISTEN", pid=5001),
+               tcp("0.0.0.0", 45003, status="LISTEN", pid=5002),  # reachable from outside: kept
+               tcp("127.0.0.1", 8080, status="LISTEN", pid=5003)]  # a chosen port: kept
+    assert sorted(listening_services(sockets)) == [("tcp", 8080), ("tcp", 45003)]
+
+
 def test_service_items():
     out = Contribution()
     contribute_services(out, listening_services(RECORDED_SOCKETS), FACTS)
@@ -170,7 +178,10 @@ def test_not_applicable_on_a_recorded_host():
 # -- this machine, with real sockets on loopback ------------------------------------------------
 
 @contextmanager
-def listening_socket(kind=socket.SOCK_STREAM, port=0):
+def listening_socket(kind=socket.SOCK_STREAM, port=None):
+    """A socket bound on 127.0.0.1 to a free port below the ephemeral range (a loopback listener on
+    a kernel-assigned ephemeral port is deliberately not a Service)."""
+    port = _free_port_below_ephemeral(kind) if port is None else port
     sock = socket.socket(socket.AF_INET, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -190,7 +201,7 @@ def client_process(port: int, also_listen: bool = False):
         import socket, sys
         listener = None
         if {also_listen!r}:
-            listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen()
+            listener = socket.socket(); listener.bind(("127.0.0.1", {_free_port_below_ephemeral() if also_listen else 0})); listener.listen()
         conn = socket.create_connection(("127.0.0.1", {port}))
         print(listener.getsockname()[1] if listener else 0, flush=True)
         sys.stdin.read()
@@ -203,20 +214,27 @@ def client_process(port: int, also_listen: bool = False):
         proc.wait(timeout=10)
 
 
-def _free_udp_port_below_ephemeral() -> int:
-    for port in range(20000 + os.getpid() % 5000, 32000):
+def _free_port_below_ephemeral(kind=socket.SOCK_STREAM) -> int:
+    import random
+
+    for port in random.sample(range(20000, 32000), 12000):
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            with socket.socket(socket.AF_INET, kind) as probe:
                 probe.bind(("127.0.0.1", port))
             return port
         except OSError:
             continue
-    raise RuntimeError("no free UDP port")
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _free_udp_port_below_ephemeral() -> int:
+    return _free_port_below_ephemeral(socket.SOCK_DGRAM)
 
 
 def test_services_on_this_machine():
     udp_port = _free_udp_port_below_ephemeral()
-    with listening_socket() as (_, port), listening_socket(socket.SOCK_DGRAM, udp_port):
+    with listening_socket() as (_, port), listening_socket(socket.SOCK_DGRAM, udp_port), \
+            listening_socket(port=0) as (_, ephemeral_port):
         report = build_report(LocalContext(agent_id=AGENT_ID), [ServicesCollector()])
     assert report.collectors["services"].status == "ok", report.collectors["services"].reason
     check_report(report)
@@ -230,6 +248,7 @@ def test_services_on_this_machine():
     assert mine.attributes["user"] == pwd.getpwuid(os.getuid()).pw_name
     assert services[f"svc:udp/{udp_port}"].attributes["bind_addresses"] == ["127.0.0.1"]
     assert all("pid" not in s.attributes for s in services.values())
+    assert f"svc:tcp/{ephemeral_port}" not in services, "a loopback listener on a kernel-assigned port"
 
 
 def test_a_loopback_connection_is_a_dependency_on_the_local_service():
