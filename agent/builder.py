@@ -118,6 +118,12 @@ def run_collector(ctx: Context, collector: Collector, graph: ReportGraph,
         if not collector.is_enabled(ctx):
             return CollectorStatus(status="not_applicable", duration_ms=_elapsed_ms(start))
         items, relations = graph.validated(collector.name, collector.collect(ctx))
+        if getattr(collector, "annotates", False):
+            # It adds attributes to items another collector owns (licenses on dpkg's packages). If
+            # the owner failed, these items must not claim to be a complete collector's view, or
+            # reconcile would remove the owner's attributes: no collector, no removals.
+            for item in items:
+                item.collector = None
         if observe is not None:
             observe(collector.name, items, relations)
         graph.merge(items, relations)

@@ -86,6 +86,8 @@ class Collector(Protocol):
     on failure, and the builder records that as the collector's status."""
 
     name: str
+    # Optional `annotates = True`: the collector only adds attributes to items other collectors
+    # own (e.g. licenses on dpkg's packages); it never speaks for those items' completeness.
 
     def is_enabled(self, ctx: Context) -> bool: ...
 

@@ -89,6 +89,7 @@ class DpkgLicensesCollector:
     upgraded packages alone."""
 
     name = "licenses.dpkg"
+    annotates = True  # the packages are software.dpkg's
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], str | None] = {}

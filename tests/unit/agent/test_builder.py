@@ -25,7 +25,7 @@ def report():
 @pytest.mark.parametrize("collector", COLLECTORS, ids=lambda c: c.name)
 def test_every_collector_yields_valid_items(collector):
     """The collector contract: alone, each collector gives a report the collector would accept,
-    and every item it made names it."""
+    and every item it made names it (an annotating collector names none: it owns nothing)."""
     report = build_report(LocalContext(agent_id=AGENT_ID), [collector])
     status = report.collectors[collector.name]
     assert status.status in ("ok", "not_applicable"), status.reason
@@ -33,7 +33,8 @@ def test_every_collector_yields_valid_items(collector):
     decode_report(encode_report(report))
     for item in report.items:
         # The seeded Computer item names a collector only when that collector added to it.
-        assert item.collector == collector.name or (item.ref == "computer" and item.collector is None)
+        owner = None if getattr(collector, "annotates", False) else collector.name
+        assert item.collector == owner or (item.ref == "computer" and item.collector is None)
         for value in [*item.identifiers.values(), *item.attributes.values()]:
             assert value not in ("", None, [])
 
@@ -155,3 +156,48 @@ def test_mac_lists_merge_and_duplicate_relations_collapse():
 def test_two_collectors_with_one_name_is_a_programming_error():
     with pytest.raises(ValueError, match="named"):
         build_report(LocalContext(agent_id=AGENT_ID), [Absent(), Absent()])
+
+
+def test_an_annotating_collector_never_owns_the_items_it_annotates():
+    """licenses.dpkg adds `license` to dpkg's packages. If software.dpkg failed, the license-only
+    items must carry no collector, so reconcile removes none of the package's attributes."""
+    from agent.collectors.base import Contribution
+
+    class Owner:
+        name = "owner"
+
+        def __init__(self, fail: bool):
+            self.fail = fail
+
+        def is_enabled(self, ctx):
+            return True
+
+        def collect(self, ctx):
+            if self.fail:
+                raise RuntimeError("dpkg-query died")
+            out = Contribution()
+            out.add("SoftwareInstall", "pkg:deb:bash:amd64", {"package": "deb:bash:amd64"}, {"version": "5.2"})
+            out.relate("pkg:deb:bash:amd64", "INSTALLED_ON", "computer")
+            return out
+
+    class Annotator:
+        name = "annotator"
+        annotates = True
+
+        def is_enabled(self, ctx):
+            return True
+
+        def collect(self, ctx):
+            out = Contribution()
+            out.add("SoftwareInstall", "pkg:deb:bash:amd64", {"package": "deb:bash:amd64"}, {"license": "GPL-3.0-or-later"})
+            out.relate("pkg:deb:bash:amd64", "INSTALLED_ON", "computer")
+            return out
+
+    ctx = LocalContext(agent_id=AGENT_ID)
+    both = build_report(ctx, [Owner(fail=False), Annotator()])
+    [pkg] = [i for i in both.items if i.ref == "pkg:deb:bash:amd64"]
+    assert pkg.collector == "owner" and pkg.attributes == {"version": "5.2", "license": "GPL-3.0-or-later"}
+    alone = build_report(ctx, [Owner(fail=True), Annotator()])
+    [pkg] = [i for i in alone.items if i.ref == "pkg:deb:bash:amd64"]
+    assert alone.collectors["owner"].status == "failed"
+    assert pkg.collector is None and pkg.attributes == {"license": "GPL-3.0-or-later"}
