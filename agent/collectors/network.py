@@ -289,6 +289,13 @@ def is_virtual(ctx: Context, iface: NetInterface) -> bool:
     return (iface.link_type not in (None, "ether", "infiniband")) or bool(VIRTUAL_NAME.match(iface.name))
 
 
+def driver_name(link: str | None) -> str | None:
+    """The kernel driver from the target of /sys/class/net/X/device/driver
+    ("../../../../bus/virtio/drivers/virtio_net" -> "virtio_net"); software devices have none."""
+    name = (link or "").rstrip("/").rsplit("/", 1)[-1]
+    return name or None
+
+
 def identity_macs(ctx: Context, interfaces: list[NetInterface]) -> list[str]:
     """Sorted MACs fit to identify this machine: burned-in addresses of hardware NICs."""
     macs = set()
@@ -321,6 +328,7 @@ class NetworkCollector:
                 "hw_address": iface.hw_address, "mtu": iface.mtu, "operstate": iface.operstate,
                 "admin_up": iface.admin_up, "carrier": iface.carrier, "type": iface.link_type,
                 "parent": iface.parent, "virtual": virtual,
+                "driver": driver_name(ctx.read_link(f"/sys/class/net/{iface.name}/device/driver")),
             })
             out.relate(COMPUTER_REF, "HAS_INTERFACE", if_ref)
             for addr in iface.addresses:

@@ -1,8 +1,9 @@
 """The operating system and the host's names: os-release, kernel, architecture, hostname, FQDN,
-boot time, time zone.
+host id, boot time, time zone.
 
 Pure parsers (`parse_os_release`, `parse_debian_version`, `parse_redhat_release`,
-`parse_boot_time`, `timezone_from_link`, `split_fqdn`) are shared with the SSH scanner.
+`parse_boot_time`, `timezone_from_link`, `split_fqdn`, `parse_hostid`) are shared with the SSH
+scanner.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from cmdb.junk import clean
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 # A name lookup that takes longer than this is a broken resolver: fall back to the hostname.
 FQDN_LOOKUP_TIMEOUT = 1.5
+# `hostid` reads /etc/hostid, or without one derives the id from the hostname's IPv4 address:
+# a name lookup, bounded like the FQDN one.
+HOSTID_TIMEOUT = 2.0
+_HOSTID = re.compile(r"^[0-9a-f]{8}$")
 _NOT_A_DOMAIN = {"localhost", "localdomain", "localhost.localdomain", "localhost6",
                  "localhost6.localdomain6", "ip6-localhost", "ip6-loopback"}
 
@@ -90,6 +95,24 @@ def split_fqdn(hostname: str | None, fqdn_candidate: str | None) -> tuple[str | 
         if domain and domain not in _NOT_A_DOMAIN:
             return host, cand, domain
     return host, host, None
+
+
+def parse_hostid(text: str) -> str | None:
+    """`hostid` output: gethostid(3) as 8 hex digits ("007f0100"). Not unique: without an
+    /etc/hostid, hosts whose name resolves to the same address (127.0.1.1) share one."""
+    value = text.strip().lower()
+    return clean(value) if _HOSTID.match(value) else None  # 00000000, ffffffff: junk
+
+
+def read_hostid(ctx: Context) -> str | None:
+    """The host id as `hostid` prints it: /etc/hostid is binary in the host's byte order, so
+    the command that knows that order reads it. A foreign tree runs no commands: unknown."""
+    if not ctx.has_command("hostid"):
+        return None
+    try:
+        return parse_hostid(ctx.run(["hostid"], timeout=HOSTID_TIMEOUT))
+    except CommandError:
+        return None
 
 
 def _resolve_canonical_name(hostname: str) -> str | None:
@@ -212,6 +235,7 @@ class OsCollector:
             identifiers={"hostname": hostname, "fqdn": fqdn if domain else None},
             attributes={"hostname": hostname, "fqdn": fqdn, "domain": domain,
                         "boot_time": parse_boot_time(stat) if stat else None,
+                        "host_id": read_hostid(ctx),
                         "timezone": host_timezone(ctx)},
         )
         out.add("OperatingSystem", "os", {"family": "linux"}, os_attributes(ctx))

@@ -8,7 +8,8 @@ absent and the collector is still ok. Nothing volatile is reported (no current c
 memory): a second run on an unchanged machine gives the same attributes.
 
 Modules: `cpu` (cpuinfo), `dmidecode` (the pure dmidecode parser and mappers), `dmi` (sysfs +
-dmidecode facts), `memory` (meminfo, DIMMs), `disks`, `virtualization`, `filesystems`.
+dmidecode facts), `memory` (meminfo, DIMMs), `disks` (with `pci`: vendor names from pci.ids),
+`virtualization`, `filesystems`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class HardwareCollector:
             attributes={
                 **dmi,
                 "cpu_model": cpu.model, "cpu_vendor": cpu.vendor, "cpu_sockets": cpu.sockets,
+                "cpu_family": cpu.family, "cpu_model_number": cpu.model_number, "cpu_stepping": cpu.stepping,
                 "cpu_cores": cores, "cpu_threads": threads,
                 "cpu_mhz": cpu_max_mhz(ctx, cpu),  # rated, never the current clock
                 "memory_bytes": mem_total, "swap_bytes": swap_total, "memory_slots": slots,

@@ -38,6 +38,10 @@ class CpuSummary:
     nominal_mhz: int | None = None  # the rated clock: from the model name or a fixed "clock" line
     mhz: float | None = None  # current clock of the first processor (x86 "cpu MHz"): volatile
     hypervisor: bool = False  # the CPUID "hypervisor" bit: running under a hypervisor
+    # x86 CPUID signature ("cpu family", "model", "stepping"): which silicon, beyond the name
+    family: int | None = None
+    model_number: int | None = None
+    stepping: int | None = None
 
 
 def cpuinfo_blocks(text: str) -> list[dict[str, str]]:
@@ -74,6 +78,12 @@ def nominal_mhz(record: dict[str, str], model: str | None) -> int | None:
     return None
 
 
+def _number(record: dict[str, str], key: str) -> int | None:
+    """A decimal field; None when absent or text (PowerPC's "model : IBM pSeries")."""
+    value = record.get(key, "")
+    return int(value) if value.isdigit() else None
+
+
 def parse_cpuinfo(text: str) -> CpuSummary:
     """/proc/cpuinfo of any architecture, summarised for the Computer item."""
     blocks = cpuinfo_blocks(text)
@@ -105,7 +115,9 @@ def parse_cpuinfo(text: str) -> CpuSummary:
     return CpuSummary(model=model, vendor=vendor, threads=len(procs) or None, cores=cores,
                       sockets=len(packages) or None, nominal_mhz=nominal_mhz(merged, model),
                       mhz=float(current[1]) if current else None,
-                      hypervisor="hypervisor" in first.get("flags", "").split())
+                      hypervisor="hypervisor" in first.get("flags", "").split(),
+                      family=_number(first, "cpu family"), model_number=_number(first, "model"),
+                      stepping=_number(first, "stepping"))
 
 
 def cpu_max_mhz(ctx: Context, cpu: CpuSummary) -> int | None:

@@ -1,14 +1,15 @@
 """Mounted file systems: one FileSystem item per real mount, HAS_FILESYSTEM from the Computer.
 
-Mounts come from /proc/mounts (pure parser); sizes from statvfs on this machine, from
+Mounts come from /proc/mounts (pure parser); sizes and fill from statvfs on this machine, from
 `df -P -k -- <mount points>` elsewhere (an SSH host). Pseudo file systems (proc, sysfs, tmpfs,
 cgroup, snap squashfs, container overlays...) are left out; network file systems are listed
 without a size, and nothing ever stats them, so a dead NFS server cannot hang the inventory.
 
-Decision on used/free space: not reported. It changes on every run, and every change of an
-attribute is a history row and a drift candidate; a coarse rounding would still flap at its
-boundaries. Capacity (`size_bytes`) is stable and is what asset management needs; fill levels
-belong to monitoring. ZFS datasets report no size either: theirs is the pool's free space.
+Used and free space (`used_bytes`, `free_bytes`, as df counts them: free is what an unprivileged
+user may still write) change on every run: cmdb/model.py declares them *measurements* of
+FileSystem, readings kept as current values without history, drift or delta of their own, so a
+second run on an unchanged machine still changes nothing. Capacity (`size_bytes`) is an ordinary
+attribute. ZFS datasets report no size: theirs is the pool's free space plus their own use.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ _OCTAL = re.compile(r"\\([0-7]{3})")
 _DF_LINE = re.compile(r"^(?P<device>.+?)\s+(?P<blocks>\d+)\s+(?P<used>\d+|-)\s+(?P<avail>\d+|-)\s+"
                       r"(?P<capacity>\d+%|-)\s+(?P<mount>/.*)$")
 _REF_UNSAFE = re.compile(r"[^A-Za-z0-9._:@/+-]")
+
+
+@dataclass(frozen=True)
+class Usage:
+    size_bytes: int
+    used_bytes: int | None = None
+    free_bytes: int | None = None  # available to unprivileged users (df's "Available")
 
 
 @dataclass(frozen=True)
@@ -97,33 +105,43 @@ def real_mounts(mounts: list[Mount]) -> list[Mount]:
     return result
 
 
-def parse_df(text: str) -> dict[str, int]:
-    """`df -P -k` output: {mount point: size in bytes}."""
-    sizes = {}
+def _kib(field: str) -> int | None:
+    return int(field) * 1024 if field.isdigit() else None
+
+
+def parse_df(text: str) -> dict[str, Usage]:
+    """`df -P -k` output: {mount point: size, used and available bytes}."""
+    usage = {}
     for line in text.splitlines()[1:]:
         if match := _DF_LINE.match(line.rstrip()):
-            sizes[match["mount"]] = int(match["blocks"]) * 1024
-    return sizes
+            usage[match["mount"]] = Usage(int(match["blocks"]) * 1024, _kib(match["used"]),
+                                          _kib(match["avail"]))
+    return usage
 
 
-def _statvfs_sizes(mount_points: list[str]) -> dict[str, int]:
-    sizes = {}
+def usage_from_statvfs(st: os.statvfs_result) -> Usage:
+    """df's arithmetic: used = total - free blocks; available = blocks free to non-root users."""
+    return Usage(st.f_blocks * st.f_frsize, (st.f_blocks - st.f_bfree) * st.f_frsize,
+                 st.f_bavail * st.f_frsize)
+
+
+def _statvfs_usage(mount_points: list[str]) -> dict[str, Usage]:
+    usage = {}
     for path in mount_points:
         try:
-            st = os.statvfs(path)
+            usage[path] = usage_from_statvfs(os.statvfs(path))
         except OSError:
             continue
-        sizes[path] = st.f_blocks * st.f_frsize
-    return sizes
+    return usage
 
 
-def read_sizes(ctx: Context, mounts: list[Mount]) -> dict[str, int]:
-    """Sizes of the local (non-network) mounts; {} when nothing can say."""
+def read_usage(ctx: Context, mounts: list[Mount]) -> dict[str, Usage]:
+    """Size and fill of the local (non-network) mounts; {} when nothing can say."""
     points = [m.mount for m in mounts if not m.network and m.fs_type not in VARIABLE_SIZE_FS]
     if not points:
         return {}
     if ctx.local:
-        return _statvfs_sizes(points)
+        return _statvfs_usage(points)
     try:
         return parse_df(ctx.run(["df", "-P", "-k", "--", *points], timeout=DF_TIMEOUT))
     except CommandError:
@@ -142,16 +160,20 @@ class FilesystemCollector:
 
     def collect(self, ctx: Context) -> Contribution:
         mounts = real_mounts(parse_mounts(ctx.read_file("/proc/mounts") or ""))
-        sizes = read_sizes(ctx, mounts)
+        usage = read_usage(ctx, mounts)
         out = Contribution()
         for m in mounts:
             ref = mount_ref(m.mount)
+            fill = usage.get(m.mount) or Usage(0)
             while ref in out.items:  # two mount points that differ only by unsafe characters
                 ref += "_"
             out.add("FileSystem", ref, {"mount": m.mount}, {
                 "mount": m.mount, "device": m.device, "fs_type": m.fs_type,
-                "size_bytes": sizes.get(m.mount) or None, "read_only": m.read_only,
+                "size_bytes": fill.size_bytes or None, "read_only": m.read_only,
                 "network": m.network or None,
+                # measurements (cmdb.model): readings, not changes
+                "used_bytes": fill.used_bytes if fill.size_bytes else None,
+                "free_bytes": fill.free_bytes if fill.size_bytes else None,
             })
             out.relate(COMPUTER_REF, "HAS_FILESYSTEM", ref)
         return out

@@ -1,5 +1,6 @@
 """File systems: hand-made /proc/mounts of a workstation and a container (pseudo, snap, overlay
-and bind mounts left out, network shares listed without size), and this machine."""
+and bind mounts left out, network shares listed without size), and this machine (used and free
+space are measurements: they may differ between two runs, nothing else may)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.collectors.hardware.filesystems import FilesystemCollector, parse_df, parse_mounts, real_mounts
+from agent.collectors.hardware.filesystems import (
+    FilesystemCollector,
+    Usage,
+    parse_df,
+    parse_mounts,
+    real_mounts,
+    usage_from_statvfs,
+)
 from agent.context import LocalContext
+from cmdb.model import CI_CLASSES
 from tests.unit.agent.conftest import RecordedContext
 
 MOUNTS = Path(__file__).resolve().parents[2] / "fixtures" / "host" / "handmade" / "mounts"
@@ -43,7 +52,10 @@ def test_escaped_names_and_refs():
 
 
 def test_df_parser_keeps_spaces_in_mount_points():
-    assert parse_df((MOUNTS / "workstation.df").read_text())["/media/alice/MY STICK"] == 30284752 * 1024
+    assert parse_df((MOUNTS / "workstation.df").read_text())["/media/alice/MY STICK"] == \
+        Usage(30284752 * 1024, used_bytes=1452080 * 1024, free_bytes=28832672 * 1024)
+    assert parse_df("Filesystem 1024-blocks Used Available Capacity Mounted on\n"
+                    "fuse 1000 - - - /mnt/x\n") == {"/mnt/x": Usage(1024000)}
     assert parse_df("Filesystem 1024-blocks Used Available Capacity Mounted on\nbad line\n") == {}
 
 
@@ -53,13 +65,26 @@ def test_failing_df_leaves_sizes_absent():
     assert items and all("size_bytes" not in i.attributes for i in items)
 
 
+def test_statvfs_usage_counts_like_df():
+    st = os.statvfs_result((4096, 4096, 1000, 300, 250, 0, 0, 0, 0, 255))  # 5% reserved for root
+    assert usage_from_statvfs(st) == Usage(4096000, used_bytes=700 * 4096, free_bytes=250 * 4096)
+
+
 def test_this_machine_sizes_are_stable():
-    """Two runs in a row give identical items: no used or free space, nothing volatile."""
+    """Two runs in a row give identical items but for the measurements (used and free space)."""
     ctx = LocalContext(agent_id="x")
     first, second = FilesystemCollector().collect(ctx), FilesystemCollector().collect(ctx)
-    assert {r: i.attributes for r, i in first.items.items()} == {r: i.attributes for r, i in second.items.items()}
+    measured = CI_CLASSES["FileSystem"].measurements
+    assert measured == {"used_bytes", "free_bytes"}
+
+    def stable(out):
+        return {r: {k: v for k, v in i.attributes.items() if k not in measured} for r, i in out.items.items()}
+
+    assert stable(first) == stable(second)
     root = next(i for i in first.items.values() if i.attributes["mount"] == "/")
     st = os.statvfs("/")
     assert root.attributes["size_bytes"] == st.f_blocks * st.f_frsize
+    assert 0 <= root.attributes["free_bytes"] <= root.attributes["size_bytes"]
+    assert root.attributes["used_bytes"] + root.attributes["free_bytes"] <= root.attributes["size_bytes"]
     assert not any(i.attributes["fs_type"] in ("proc", "sysfs", "tmpfs", "cgroup", "devpts")
                    for i in first.items.values())

@@ -26,6 +26,17 @@ def test_cpuinfo_matches_glpi_x86(case):
     if cpu.sockets is not None:  # old kernels print no "physical id": sockets are not derivable
         assert cpu.sockets == len(cpus)
         assert cpu.cores == sum(int(c["CORE"]) for c in cpus)
+    assert (cpu.family, cpu.model_number, cpu.stepping) == \
+        (int(cpus[0]["FAMILYNUMBER"]), int(cpus[0]["MODEL"]), int(cpus[0]["STEPPING"]))
+
+
+def test_cpu_signature_is_x86_only_and_numeric():
+    for case in ("linux-armel-1", "linux-ppc-1", "linux-sparc-1", "linux-mips-1", "linux-alpha-1"):
+        cpu = parse_cpuinfo((GLPI / "cpuinfo" / case).read_text())
+        assert (cpu.family, cpu.model_number, cpu.stepping) == (None, None, None), case
+    cpu = parse_cpuinfo("processor : 0\nvendor_id : GenuineIntel\ncpu family : 6\nmodel : 0\n"
+                        "stepping : unknown\n")
+    assert (cpu.family, cpu.model_number, cpu.stepping) == (6, 0, None)  # 0 is a model, not junk
 
 
 @pytest.mark.parametrize("case", ALL_CPUINFO)
@@ -138,6 +149,7 @@ def test_collector_on_recorded_host_with_junk_dmi(tmp_path):
     assert "manufacturer" not in attrs and "serial" not in attrs and "system_uuid" not in attrs
     assert (attrs["cpu_sockets"], attrs["cpu_cores"], attrs["cpu_threads"]) == (2, 8, 16)
     assert attrs["memory_bytes"] == 8000000 * 1024 and attrs["swap_bytes"] == 2000000 * 1024
+    assert (attrs["cpu_family"], attrs["cpu_model_number"], attrs["cpu_stepping"]) == (6, 44, 2)
     assert "virtualization" not in attrs  # no systemd-detect-virt for a foreign tree, no CPUID hint
     assert sorted(r for r in out.items if r.startswith("disk:")) == ["disk:nvme0n1", "disk:sda"]
     sda = out.items["disk:sda"]

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from agent.collectors.network import NetworkCollector, parse_ip_addr_text, parse_ip_json
+from agent.collectors.network import NetworkCollector, driver_name, parse_ip_addr_text, parse_ip_json
 from agent.context import CommandFailed, LocalContext
 from tests.unit.agent.conftest import GLPI, RecordedContext, glpi_expected
 
@@ -128,6 +128,20 @@ def test_collector_on_old_iproute_dedups_addresses_and_picks_identity_macs():
     assert ("if:eth0", "HAS_IP", "ip:192.168.1.11") not in out.relations
 
 
+def test_driver_of_each_interface_from_sysfs():
+    assert driver_name("../../../../bus/virtio/drivers/virtio_net") == "virtio_net"
+    assert driver_name("../../../../../../bus/pci/drivers/e1000e/") == "e1000e"
+    assert driver_name(None) is None and driver_name("") is None
+    ctx = RecordedContext(
+        commands={("ip", "addr", "show"): (GLPI / "ip" / "ip_addr-5").read_text()},
+        links={"/sys/class/net/eth0/device/driver": "../../../../bus/pci/drivers/e1000e",
+               "/sys/class/net/wlan0/device/driver": "../../../../../bus/pci/drivers/iwlwifi"})
+    items = NetworkCollector().collect(ctx).items
+    assert items["if:eth0"].attributes["driver"] == "e1000e"
+    assert items["if:wlan0"].attributes["driver"] == "iwlwifi"
+    assert "driver" not in items["if:lo"].attributes  # a software device has no driver link
+
+
 def test_identity_macs_without_sysfs_skip_virtual_and_local_macs():
     text = (GLPI / "ip" / "ip_addr-el8").read_text()
     ctx = RecordedContext(commands={("ip", "-j", "addr", "show"): ValueError("bad json"),
@@ -230,3 +244,12 @@ def test_this_machine_gateways_and_dns():
     assert attrs.get("default_gateway") == next((r["gateway"] for r in routes if r.get("gateway")), None)
     assert attrs.get("dns_servers", []) == parse_resolv_conf(open("/etc/resolv.conf").read()) or \
         os.path.exists(RESOLVED_UPSTREAM)
+
+
+
+def test_this_machine_drivers():
+    items = NetworkCollector().collect(LocalContext(agent_id="x")).items.values()
+    for item in (i for i in items if i.class_ == "Interface"):
+        link = f"/sys/class/net/{item.attributes['name']}/device/driver"
+        expected = os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+        assert item.attributes.get("driver") == expected

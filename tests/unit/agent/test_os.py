@@ -12,12 +12,14 @@ from agent.collectors.os import (
     os_attributes,
     parse_boot_time,
     parse_debian_version,
+    parse_hostid,
     parse_os_release,
     parse_redhat_release,
+    read_hostid,
     split_fqdn,
     timezone_from_link,
 )
-from agent.context import LocalContext
+from agent.context import CommandTimeout, LocalContext
 from tests.unit.agent.conftest import GLPI, RecordedContext, glpi_expected
 
 DISTRO_CASES = sorted(p.name.removesuffix(".json") for p in (GLPI / "distro" / "expected").glob("*.json"))
@@ -91,7 +93,7 @@ def test_recorded_host():
         "/proc/sys/kernel/hostname": "db-07.prod.example.net\n",
         "/proc/stat": "btime 1700000000\n",
     }, links={"/etc/localtime": "../usr/share/zoneinfo/Europe/Berlin"},
-        commands={("uname", "-m"): "x86_64\n"})
+        commands={("uname", "-m"): "x86_64\n", ("hostid",): "0a2b3c4d\n"})
     out = OsCollector().collect(ctx)
     os_item, computer = out.items["os"], out.items["computer"]
     assert os_item.attributes["version_full"] == "7.9.2009"
@@ -100,7 +102,27 @@ def test_recorded_host():
     assert computer.identifiers == {"hostname": "db-07", "fqdn": "db-07.prod.example.net"}
     assert computer.attributes["domain"] == "prod.example.net"
     assert computer.attributes["timezone"] == "Europe/Berlin"
+    assert computer.attributes["host_id"] == "0a2b3c4d"
     assert out.relations == [("os", "RUNS_ON", "computer")]
+
+
+def test_hostid():
+    assert parse_hostid("007f0100\n") == "007f0100" and parse_hostid("A8C00101") == "a8c00101"
+    assert parse_hostid("00000000\n") is None and parse_hostid("ffffffff") is None  # no id
+    assert parse_hostid("hostid: command not found") is None and parse_hostid("") is None
+    assert read_hostid(RecordedContext(files={"/etc/hostid": "\x01\x7f\x00\x00"})) is None  # no command, unknown
+    failing = RecordedContext(commands={("hostid",): CommandTimeout(["hostid"], "no result after 2s")})
+    assert read_hostid(failing) is None
+
+
+def test_this_machine_hostid():
+    import shutil
+    import subprocess
+
+    if shutil.which("hostid") is None:
+        pytest.skip("no hostid command here")
+    expected = subprocess.run(["hostid"], capture_output=True, text=True, check=True).stdout.strip()
+    assert read_hostid(LocalContext(agent_id="x")) == parse_hostid(expected)
 
 
 def test_this_machine():
