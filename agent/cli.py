@@ -14,6 +14,7 @@ from agent.cli_enroll import add_enroll_parser
 from cmdb.config import AgentConfig, Config, ConfigError
 
 log = logging.getLogger("fleetgraph.agent")
+ENROLLMENT_FILE = "enrollment.json"  # agent.enroll.ENROLLMENT_FILE (not imported here: see _with_enrollment)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,12 +71,25 @@ def read_token(cfg: AgentConfig) -> str | None:
     return token
 
 
-def cmd_run(args: argparse.Namespace, config: Config) -> int:
+def _with_enrollment(cfg: AgentConfig) -> AgentConfig:
+    """`cfg` completed with the server, CA and credential stored by `agent enroll`. agent.enroll
+    (which brings the HTTP client along) is imported only when there is an enrollment to read."""
+    try:
+        os.stat(os.path.join(cfg.state_dir, ENROLLMENT_FILE))
+    except FileNotFoundError:
+        return cfg
+    except OSError:
+        pass  # unreadable: agent.enroll says what to do about it
     from agent.enroll import with_enrollment
+
+    return with_enrollment(cfg)
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from agent.identity import AgentIdError
     from agent.runner import AgentBusy
 
-    cfg = with_enrollment(config.agent)  # server, CA and credential stored by `agent enroll`
+    cfg = _with_enrollment(config.agent)
     if not args.dry_run and not cfg.server:
         raise ConfigError("agent.server is not set: pass --server URL, set FLEETGRAPH_AGENT_SERVER "
                           "or [agent] server in the config file (or use --dry-run)")

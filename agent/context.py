@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 DEFAULT_COMMAND_TIMEOUT = 20.0
 # Commands run with a fixed PATH and the C locale: their output is parsed, not read by people.
@@ -96,6 +96,8 @@ class LocalContext:
     def __post_init__(self) -> None:
         self.sysroot = Path(self.sysroot)
         self._local = self.sysroot.resolve() == Path("/")
+        # Joined as strings: a pathlib join per file costs more than reading a small file.
+        self._prefix = "" if str(self.sysroot) == "/" else str(self.sysroot).rstrip("/")
 
     @property
     def local(self) -> bool:
@@ -103,9 +105,12 @@ class LocalContext:
 
     def path(self, path: str) -> Path:
         """`path` (absolute, as seen on the inventoried machine) under the sysroot."""
+        return Path(self._os_path(path))
+
+    def _os_path(self, path: str) -> str:
         if not path.startswith("/"):
             raise ValueError(f"context paths are absolute, got {path!r}")
-        return self.sysroot / path.lstrip("/")
+        return self._prefix + path
 
     def _which(self, name: str) -> str | None:
         return shutil.which(name, path=self.path_env)
@@ -137,20 +142,57 @@ class LocalContext:
 
     def read_file(self, path: str) -> str | None:
         try:
-            with open(self.path(path), "rb") as fh:
-                data = fh.read(MAX_FILE_BYTES)
+            with open(self._os_path(path), "rb", buffering=0) as fh:
+                data = read_bounded(fh, MAX_FILE_BYTES)
         except (OSError, ValueError):
             return None
         return data.decode("utf-8", "replace")
 
+    def file_signature(self, path: str) -> list[int] | None:
+        """[device, inode, size, mtime ns, ctime ns] of a file or folder (links followed), None
+        when it does not exist; other errors raise OSError. Not a collector's business: the
+        runner's fast path (agent.fastpath) tells with it whether a collector's inputs changed."""
+        try:
+            st = os.stat(self._os_path(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
     def list_dir(self, path: str) -> list[str] | None:
         try:
-            return sorted(os.listdir(self.path(path)))
+            return sorted(os.listdir(self._os_path(path)))
         except OSError:
             return None
 
     def read_link(self, path: str) -> str | None:
         try:
-            return os.readlink(self.path(path))
+            return os.readlink(self._os_path(path))
         except OSError:
             return None
+
+
+_CHUNK = 64 * 1024
+
+
+def read_bounded(fh: BinaryIO, limit: int) -> bytes:
+    """At most `limit` bytes of an unbuffered file. A regular file is read in one call sized by
+    fstat: `read(limit)` would allocate `limit` bytes for every small file (a license scan reads
+    ~900 of them). /proc files report a size of 0 whatever they hold: those are read in chunks
+    until EOF."""
+    size = os.fstat(fh.fileno()).st_size
+    if size:
+        want = min(size, limit)
+        data = fh.read(want)
+        if len(data) >= want or not data:
+            return data
+        parts = [data]  # a short read: go on until EOF or the size fstat gave
+        total = len(data)
+        while total < want and (chunk := fh.read(want - total)):
+            parts.append(chunk)
+            total += len(chunk)
+        return b"".join(parts)
+    parts, total = [], 0
+    while total < limit and (chunk := fh.read(min(_CHUNK, limit - total))):
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)

@@ -160,9 +160,9 @@ class Plan:
     unchanged: frozenset[str] = frozenset()
 
 
-def plan_report(state: DeltaState, queued: Iterable[Mapping[str, Any]], statuses: Mapping[str, CollectorStatus],
-                sections: Mapping[str, Section], full_every: int) -> Plan:
-    """Full or delta, and which sections are unchanged."""
+def plan_mode(state: DeltaState, queued: Iterable[Mapping[str, Any]], full_every: int) -> Plan:
+    """Full or delta. Nothing in it depends on what the collectors find, so a run knows it before
+    collecting (the fast path, agent.fastpath, skips collectors in delta runs only)."""
     if state.force_full:
         return Plan("full", state.force_full)
     if full_every <= 1:
@@ -172,10 +172,21 @@ def plan_report(state: DeltaState, queued: Iterable[Mapping[str, Any]], statuses
         return Plan("full", "no full report acknowledged yet")
     if state.runs_since_full + 1 >= full_every:
         return Plan("full", f"a full report every {full_every} runs (agent.full_every)")
+    return Plan("delta", f"relative to {projected.base_report_id}", projected.base_report_id)
+
+
+def plan_report(state: DeltaState, queued: Iterable[Mapping[str, Any]], statuses: Mapping[str, CollectorStatus],
+                sections: Mapping[str, Section], full_every: int) -> Plan:
+    """Full or delta, and which sections are unchanged."""
+    queued = list(queued)
+    plan = plan_mode(state, queued, full_every)
+    if plan.mode == "full":
+        return plan
+    projected = project(state, queued)
     unchanged = frozenset(name for name, status in statuses.items()
                           if status.status == "ok" and name in sections
                           and projected.sections.get(name) == sections[name].digest)
-    return Plan("delta", f"relative to {projected.base_report_id}", projected.base_report_id, unchanged)
+    return Plan("delta", plan.reason, plan.base_report_id, unchanged)
 
 
 # -- cutting a delta out of the full report ------------------------------------------------------

@@ -12,6 +12,7 @@ The state directory (owner-only: 0700, files 0600):
     agent_id          this installation's id (agent.identity)
     lock              flock held during a run or a flush
     delta.json        the acknowledged base report and section hashes, run counter (agent.delta)
+    fastpath.json     input fingerprints and section hashes of skippable collectors (agent.fastpath)
     outbox/           queued reports, retry.json, rejected/ (agent.outbox)
 
 Prints nothing: the CLI decides what to show from the RunResult (the outbox logs its policy
@@ -32,9 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from agent.builder import build_report, count_by_class
+from agent.collectors import COLLECTORS, UNCHANGED_WHILE_SAME
 from agent.collectors.base import Collector
 from agent.context import Context, LocalContext
-from agent.delta import DeltaState, SectionRecorder, build_delta, carried_sections, plan_report
+from agent.delta import (
+    DeltaState,
+    SectionRecorder,
+    build_delta,
+    carried_sections,
+    plan_mode,
+    plan_report,
+    project,
+)
+from agent.fastpath import FastPath, InputGroup
 from agent.identity import load_or_create_agent_id
 from agent.outbox import FlushResult, Outbox
 from agent.transport import SendResult, send_report
@@ -66,8 +77,15 @@ class RunResult:
     mode: str = "full"
     base_report_id: str | None = None
     plan_reason: str = ""  # why full, or what the delta is relative to
-    bytes_gzip: int = 0  # the report gzip-compressed, as it goes on the wire
     flush: FlushResult | None = None  # every delivery attempt of this run, queued reports included
+
+    @property
+    def bytes_gzip(self) -> int:
+        """The report gzip-compressed, as it goes on the wire; compressed when asked for (a dry
+        run need not compress a 1 MB report for a number it does not print)."""
+        if self.bytes_sent is not None:
+            return self.bytes_sent
+        return len(gzip.compress(self.report_json, 6))
 
     @property
     def complete(self) -> bool:
@@ -164,11 +182,14 @@ def run_once(server_url: str | None, token: str | None, state_dir: Path, *,
              output: Path | None = None, dry_run: bool = False, timeout: float = 30, cafile: str | None = None,
              full_every: int = DEFAULT_FULL_EVERY, outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES,
              retry_max: float = DEFAULT_RETRY_MAX, respect_backoff: bool = False,
-             collectors: Iterable[Collector] | None = None, context: Context | None = None) -> RunResult:
+             collectors: Iterable[Collector] | None = None, context: Context | None = None,
+             fast_path_groups: Iterable[InputGroup] | None = None) -> RunResult:
     """Flush the outbox, collect this machine, spool the report (full or delta) and send it.
     `output` (JSON; gzip when the name ends in .gz) gets the report as built. A report that
     could not be delivered stays queued: the result says why (`flush.error`), nothing raises.
-    `dry_run` builds a full report and touches neither the outbox nor the delta state."""
+    `dry_run` builds a full report and touches neither the outbox nor the delta state.
+    `fast_path_groups` (default: agent.collectors.UNCHANGED_WHILE_SAME) are the collectors a
+    delta run may skip while their input files are unchanged (agent.fastpath)."""
     if not dry_run and not (server_url and token):
         raise ValueError("a server URL and an agent token are needed to send; use dry_run to only collect")
     state_dir = Path(state_dir)
@@ -181,14 +202,18 @@ def run_once(server_url: str | None, token: str | None, state_dir: Path, *,
         return _result(report, agent_id, body, None, output, "full", "dry run")
 
     send = _sender(server_url, token, timeout, cafile)  # type: ignore[arg-type]
+    collectors = list(COLLECTORS if collectors is None else collectors)
+    groups = UNCHANGED_WHILE_SAME if fast_path_groups is None else tuple(fast_path_groups)
     with state_lock(state_dir):
         outbox = Outbox(state_dir, outbox_max_bytes, retry_max=retry_max)
         outbox.remove_stale_temporaries()
         ledger = _DeltaLedger(state_dir)
         flushed = outbox.flush(send, ledger, respect_backoff=respect_backoff)
-        recorder = SectionRecorder()
-        full = build_report(ctx, collectors, observe=recorder)
-        plan = plan_report(ledger.state, outbox.metas(), full.collectors, recorder.sections, full_every)
+        queued = outbox.metas()
+        full, recorder, fast = _collect(ctx, collectors, state_dir, groups,
+                                        plan_mode(ledger.state, queued, full_every).mode == "delta",
+                                        project(ledger.state, queued).sections)
+        plan = plan_report(ledger.state, queued, full.collectors, recorder.sections, full_every)
         report = full if plan.mode == "full" else build_delta(full, recorder.sections, plan.unchanged,
                                                               plan.base_report_id or "")
         body = _spool(outbox, ledger, report, recorder, full_every)
@@ -203,6 +228,8 @@ def run_once(server_url: str | None, token: str | None, state_dir: Path, *,
             log.warning("the collector does not know base report %s; sending a full report",
                         report.base_report_id)
             plan_reason = f"the collector did not know base report {report.base_report_id}"
+            if fast.skipped:  # `full` lacks the skipped sections: inventory again, for real
+                full, recorder, fast = _collect(ctx, collectors, state_dir, groups, False, {})
             report = full
             body = _spool(outbox, ledger, report, recorder, full_every)
             _write_output(output, body)
@@ -211,6 +238,21 @@ def run_once(server_url: str | None, token: str | None, state_dir: Path, *,
             plan_reason = plan.reason
     status = dict(flushed.delivered).get(report.report_id)
     return _result(report, agent_id, body, status, output, report.mode, plan_reason, flushed)
+
+
+def _collect(ctx: Context, collectors: list[Collector], state_dir: Path, groups: tuple[InputGroup, ...],
+             delta: bool, known_digests: Mapping[str, str]) -> tuple[Report, SectionRecorder, FastPath]:
+    """Run the collectors; in a `delta` run, the groups whose inputs did not change since the CMDB
+    got their sections are skipped (agent.fastpath). Returns the report (missing the skipped
+    sections), every section (the skipped ones with their stored digest) and the fast path."""
+    fast = FastPath.prepare(state_dir, ctx, collectors, groups)
+    if delta:
+        fast.skip_unchanged(known_digests)
+    recorder = SectionRecorder()
+    report = build_report(ctx, fast.substitute(collectors), observe=recorder)
+    recorder.sections.update(fast.skipped)
+    fast.record(report.collectors, recorder.sections)
+    return report, recorder, fast
 
 
 def _spool(outbox: Outbox, ledger: _DeltaLedger, report: Report, recorder: SectionRecorder,
@@ -236,9 +278,9 @@ def _write_output(output: Path | None, body: bytes) -> None:
 
 def _result(report: Report, agent_id: str, body: bytes, status: int | None, output: Path | None,
             mode: str, reason: str, flushed: FlushResult | None = None) -> RunResult:
-    gz = len(gzip.compress(body, 6))
+    gz = len(gzip.compress(body, 6)) if status is not None else None
     return RunResult(report_id=report.report_id, agent_id=agent_id, counts=count_by_class(report),
                      collectors=dict(report.collectors), bytes_raw=len(body),
-                     bytes_sent=gz if status is not None else None, http_status=status,
+                     bytes_sent=gz, http_status=status,
                      output=Path(output) if output is not None else None, report_json=body, mode=mode,
-                     base_report_id=report.base_report_id, plan_reason=reason, bytes_gzip=gz, flush=flushed)
+                     base_report_id=report.base_report_id, plan_reason=reason, flush=flushed)

@@ -10,12 +10,23 @@ warm-up each, runs interleaved so both see the same page cache and load):
 then our no-change run: a full report sent to a real collector on 127.0.0.1, then N more runs
 with nothing changed, which send a delta once delta reports exist (otherwise it says so).
 
+Our runs use compiled bytecode, as the agent does once installed (the zipapp ships its .pyc):
+this machine's environment sets PYTHONDONTWRITEBYTECODE=1 and the source tree has no
+__pycache__, which made every measured run compile every module it imports (~50 ms here). The
+agent's processes therefore run with PYTHONPYCACHEPREFIX=<temporary folder> and without
+PYTHONDONTWRITEBYTECODE: the unmeasured warm-up run writes the bytecode, the measured ones read it.
+
 How a run is measured (the same for every command):
   - wall: from fork to reap (time.perf_counter around Popen and os.wait4);
-  - peak RSS: ru_maxrss from os.wait4 on the process, i.e. GNU time's %M: the peak resident set
-    of the largest single process in the tree (the kernel folds in each reaped child's peak), and
-    also the peak of the summed RSS of the whole tree, polled with psutil every 5 ms (catches
-    concurrent children, can miss a peak shorter than 5 ms);
+  - peak RSS: GNU time's %M (the command runs under /usr/bin/time, which reaps it): the peak
+    resident set of the largest single process in the tree (the kernel folds in each reaped
+    child's peak), and also the peak of the summed RSS of the whole tree (the time wrapper left
+    out), polled with psutil every 5 ms (catches concurrent children, can miss a peak shorter
+    than 5 ms). Not ru_maxrss from our own wait4: Linux records the memory of the process that
+    spawned the command into the command's ru_maxrss when it execs, so a command spawned from
+    this script read at least this script's RSS (/bin/true read 24 MiB, and 105 MiB once the
+    script held 80 MiB more; the no-change runs read the report bodies the script had loaded).
+    GNU time is small, so what it reads is the command's own peak;
   - CPU: user + system seconds of the tree (wait4 rusage).
 
 Then it compares what the two found: our package count against `dpkg-query -W` and Fusion's
@@ -79,12 +90,12 @@ class RunStats:
     stderr: str = field(repr=False, default="")
 
 
-def _tree_rss_kib(root) -> int:  # root: psutil.Process
+def _tree_rss_kib(root, include_root: bool = True) -> int:  # root: psutil.Process
     import psutil
 
     total = 0
     try:
-        procs = [root, *root.children(recursive=True)]
+        procs = [root, *root.children(recursive=True)] if include_root else root.children(recursive=True)
     except psutil.Error:
         return 0
     for proc in procs:
@@ -95,11 +106,18 @@ def _tree_rss_kib(root) -> int:  # root: psutil.Process
     return total // 1024
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 0.005) -> RunStats:
     """Run `argv` once as a fresh process; wall, peak RSS (both ways) and CPU of its tree."""
     import psutil
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    wrapped = Path(GNU_TIME).exists()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(prefix="fg-bench-rss-") as rss_file:
+        if wrapped:
+            argv = [GNU_TIME, "-f", "%M", "-o", rss_file.name, "--", *argv]
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         peak = [0]
@@ -111,7 +129,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 
             except psutil.Error:
                 return
             while not done.is_set():
-                peak[0] = max(peak[0], _tree_rss_kib(root))
+                peak[0] = max(peak[0], _tree_rss_kib(root, include_root=not wrapped))
                 done.wait(poll_s)
 
         sampler = threading.Thread(target=poll, daemon=True)
@@ -123,7 +141,10 @@ def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return RunStats(wall, usage.ru_maxrss, peak[0], usage.ru_utime + usage.ru_stime, proc.returncode,
+        maxrss = usage.ru_maxrss
+        if wrapped:  # GNU time's last line (it may say "Command exited with non-zero status" first)
+            maxrss = int(Path(rss_file.name).read_text().split()[-1])
+        return RunStats(wall, maxrss, peak[0], usage.ru_utime + usage.ru_stime, proc.returncode,
                         out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 
@@ -138,9 +159,17 @@ def _checked(stats: RunStats, what: str) -> RunStats:
     return stats
 
 
+# Where our processes keep their bytecode (see the module doc); set by main() to a temporary folder.
+BYTECODE_CACHE: Path | None = None
+
+
 def _agent_env(**extra: str) -> dict[str, str]:
-    """Our environment without any FLEETGRAPH_* setting the caller may have exported."""
+    """Our environment without any FLEETGRAPH_* setting the caller may have exported, with
+    bytecode written to and read from BYTECODE_CACHE."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETGRAPH_")}
+    if BYTECODE_CACHE is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(BYTECODE_CACHE)
     return {**env, **extra}
 
 
@@ -314,9 +343,14 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which(FUSION) is None:
         raise SystemExit(f"{FUSION} is not installed: apt-get install -y {FUSION} (or make sysdeps)")
+    if not Path(GNU_TIME).exists():
+        print(f"WARNING: {GNU_TIME} (GNU time) is missing: each 'largest process' RSS below is at least this "
+              "script's own RSS (apt-get install -y time)", file=sys.stderr)
 
+    global BYTECODE_CACHE
     with tempfile.TemporaryDirectory(prefix="fg-bench-agent-") as tmp_name:
         tmp = Path(tmp_name)
+        BYTECODE_CACHE = tmp / "pycache"
         conf = tmp / "fusion-empty.cfg"
         conf.write_text("")
         fusion_dir, our_file, our_state = tmp / "fusion-out", tmp / "ours.json", tmp / "ours-state"

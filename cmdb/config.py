@@ -10,9 +10,7 @@ The file is found at `--config PATH`, else $FLEETGRAPH_CONFIG, else ./fleetgraph
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -142,6 +140,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     cfg = Config()
     file = find_config_file(str(path) if path else None, env)
     if file is not None:
+        import tomllib  # only when there is a file: most agent runs have none
+
         try:
             data = tomllib.loads(file.read_text())
         except FileNotFoundError:
@@ -177,6 +177,8 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 def render_defaults() -> str:
     """Every option with its default and documentation, as a commented TOML file."""
+    import json
+
     lines = [f"# {line}" if line else "#" for line in (__doc__ or "").strip().splitlines()]
     for section, cls in SECTIONS.items():
         lines += ["", f"[{section}]"]

@@ -5,6 +5,7 @@
   SoftwareInstall the dpkg collector reports (same class, ref and identifiers; the builder
   merges the two). A package whose copyright file is not machine-readable gets no license: absent,
   never a guess. Packages come from dpkg's status file (name, architecture, state), a plain read.
+  A delta run skips it, with software.dpkg, while dpkg's files are unchanged (agent.fastpath).
 - `licenses.flexlm`: each FEATURE/INCREMENT/UPGRADE of the FlexLM license files found under the
   configured paths (`[agent] license_paths`: directories, files or globs) is a LicenseEntitlement.
   A file whose SERVER is this machine (or that has no SERVER: node-locked, uncounted) is SERVED_BY
@@ -17,20 +18,19 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from agent.collectors.base import COMPUTER_REF, Contribution
 from agent.context import Context
-from agent.parsers.flexlm import (
-    LicenseFile,
-    LicenseFileRefused,
-    check_license_text,
-    keyed_entitlements,
-    looks_like_flexlm,
-    parse_license_file,
-)
-from agent.parsers.spdx import declared_license
 from cmdb.config import DEFAULT_LICENSE_PATHS
+
+if TYPE_CHECKING:
+    from agent.parsers.flexlm import LicenseFile
+
+# The parsers are imported by the collect() that needs them: most machines have no FlexLM file,
+# and a delta run that skips licenses.dpkg (agent.fastpath) parses no copyright file.
 
 log = logging.getLogger(__name__)
 
@@ -44,42 +44,60 @@ _PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 
 def installed_packages(status_text: str) -> list[tuple[str, str | None, str | None]]:
     """(name, architecture, version) of every package whose files are on disk ("... installed"),
-    from the text of /var/lib/dpkg/status. One pass over the lines: the file is ~1 MB."""
+    from the text of /var/lib/dpkg/status. The file is ~1 MB of ~30,000 lines: it is cut into
+    paragraphs (one string per package) and each field is found with str.find, rather than
+    holding a string for every line."""
     out = []
-    name = arch = version = state = None
-    for line in status_text.split("\n"):
-        if not line:
-            if name and state and state.endswith(" installed"):
-                out.append((name, arch, version))
-            name = arch = version = state = None
-        elif line[0] == "P" and line.startswith("Package:"):
-            name = line[8:].strip()
-        elif line[0] == "A" and line.startswith("Architecture:"):
-            arch = line[13:].strip() or None
-        elif line[0] == "V" and line.startswith("Version:"):
-            version = line[8:].strip() or None
-        elif line[0] == "S" and line.startswith("Status:"):
-            state = line[7:].strip()
-    if name and state and state.endswith(" installed"):
-        out.append((name, arch, version))
+    for paragraph in status_text.split("\n\n"):
+        name = _status_field(paragraph, "Package")
+        state = _status_field(paragraph, "Status")
+        if name and state and state.endswith(" installed"):
+            out.append((name, _status_field(paragraph, "Architecture") or None,
+                        _status_field(paragraph, "Version") or None))
     return out
 
 
+def _status_field(paragraph: str, field: str) -> str | None:
+    """The value of a field that starts a line of a status paragraph (the first line only)."""
+    tag = f"{field}:"
+    if paragraph.startswith(tag):
+        start = len(tag)
+    else:
+        start = paragraph.find(f"\n{tag}")
+        if start == -1:
+            return None
+        start += len(tag) + 1
+    end = paragraph.find("\n", start)
+    return paragraph[start:end if end != -1 else len(paragraph)].strip()
+
+
 class _SameTextMemo:
-    """The license of copyright texts already parsed in this run. Packages of one source ship
-    byte-identical files (four Boost libraries, 2 MB each): the text is compared, not hashed
-    (hashing 17 MB of text costs more than the parse it saves)."""
+    """The license of the copyright texts parsed last. Packages of one source ship byte-identical
+    files (four Boost libraries, 2 MB each) and sit next to each other in dpkg's status file (it
+    is sorted by name), so remembering the last RECENT distinct texts catches ~90% of the
+    duplicated bytes, while keeping all of them would hold ~9 MB to the end of the scan. The text
+    is compared, not hashed (hashing 17 MB of text costs more than the parse it saves)."""
+
+    RECENT = 16
 
     def __init__(self) -> None:
-        self._by_fingerprint: dict[tuple[int, str, str], list[tuple[str, str | None]]] = {}
+        self._recent: deque[tuple[tuple[int, str, str], str, str | None]] = deque(maxlen=self.RECENT)
+
+    def license_of_file(self, ctx: Context, path: str) -> str | None:
+        """The license a copyright file declares. Its text is not held past the call (unless it
+        is one of the recent ones): the next file, up to 2 MB, is read without this one around."""
+        text = ctx.read_file(path)
+        return None if text is None else self.license_of(text)
 
     def license_of(self, text: str) -> str | None:
-        candidates = self._by_fingerprint.setdefault((len(text), text[:200], text[-200:]), [])
-        for known, expression in candidates:
-            if known == text:
+        from agent.parsers.spdx import declared_license
+
+        fingerprint = (len(text), text[:200], text[-200:])
+        for known_fingerprint, known, expression in self._recent:
+            if known_fingerprint == fingerprint and known == text:
                 return expression
         expression = declared_license(text)
-        candidates.append((text, expression))
+        self._recent.append((fingerprint, text, expression))
         return expression
 
 
@@ -101,10 +119,12 @@ class DpkgLicensesCollector:
         status = ctx.read_file(DPKG_STATUS)
         if status is None:
             raise FileNotFoundError(f"{DPKG_STATUS} is missing or unreadable")
+        packages = installed_packages(status)
+        del status  # ~1 MB, not needed while ~900 files are read
         out = Contribution()
         memo = _SameTextMemo()
         known: dict[tuple[str, str], str | None] = {}
-        for name, arch, version in installed_packages(status):
+        for name, arch, version in packages:
             if not _PACKAGE_NAME.match(name):
                 continue
             cache_key = (name, version or "")
@@ -113,8 +133,7 @@ class DpkgLicensesCollector:
             elif version and cache_key in self._known:
                 expression = known[cache_key] = self._known[cache_key]
             else:
-                text = ctx.read_file(f"/usr/share/doc/{name}/copyright")
-                expression = known[cache_key] = memo.license_of(text) if text is not None else None
+                expression = known[cache_key] = memo.license_of_file(ctx, f"/usr/share/doc/{name}/copyright")
             if expression is None:
                 continue
             arch = arch or "unknown"  # as the dpkg collector spells an unknown architecture
@@ -202,6 +221,8 @@ def served_here(parsed: LicenseFile, hostname: str | None, macs: set[str]) -> bo
 
 
 def contribute_license_file(out: Contribution, path: str, parsed: LicenseFile, served: bool) -> None:
+    from agent.parsers.flexlm import keyed_entitlements
+
     server = parsed.server
     vendor_ports = {v.name: v.port for v in parsed.vendors}
     for key, ent in keyed_entitlements(parsed):
@@ -234,6 +255,13 @@ class FlexlmCollector:
         return bool(find_license_files(ctx, self.paths))
 
     def collect(self, ctx: Context) -> Contribution:
+        from agent.parsers.flexlm import (
+            LicenseFileRefused,
+            check_license_text,
+            looks_like_flexlm,
+            parse_license_file,
+        )
+
         out = Contribution()
         hostname, macs = local_identity(ctx)
         for path in find_license_files(ctx, self.paths):

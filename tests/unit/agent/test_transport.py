@@ -156,3 +156,133 @@ def test_run_once_dry_run_sends_nothing(tmp_path):
     assert again.agent_id == result.agent_id and again.report_id != result.report_id
     with pytest.raises(ValueError, match="dry_run"):
         run_once(None, None, tmp_path / "state")
+
+
+class RawCollector:
+    """A socket server that answers every connection with fixed bytes (HTTP framings the
+    standard server does not produce: chunked, no Content-Length, 100 Continue, junk)."""
+
+    def __init__(self, answer: bytes):
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.requests: list[bytes] = []
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"sta\r\n10;ext=1\r\ntus\": \"accepted\"\r\n1\r\n}\r\n0\r\n\r\n",
+    b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n\r\n{\"status\": \"accepted\"}",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 22\r\n\r\n{\"status\": \"accepted\"}",
+    b"HTTP/1.0 202 Accepted\nContent-Length: 22\n\n{\"status\": \"accepted\"}",
+])
+def test_answer_framings(answer):
+    raw = RawCollector(answer)
+    try:
+        result = send_report(raw.url, TOKEN, BODY, timeout=5)
+    finally:
+        raw.close()
+    assert (result.status, result.response) == (202, {"status": "accepted"})
+    head = raw.requests[0].split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("POST /api/v1/reports HTTP/1.1\r\n")
+    assert f"Host: {raw.url.split('//')[1]}" in head and "Connection: close" in head
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (b"", "closed before any answer"),
+    (b"SSH-2.0-OpenSSH_9.2\r\n", "not an HTTP answer"),
+    (b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+])
+def test_a_garbled_answer_is_unreachable(answer, reason):
+    raw = RawCollector(answer)
+    try:
+        with pytest.raises(ServerUnreachable, match=reason):
+            send_report(raw.url, TOKEN, BODY, timeout=5)
+    finally:
+        raw.close()
+
+
+def test_an_error_body_is_read_up_to_its_limit():
+    message = b'{"error": "' + b"x" * 200_000 + b'"}'
+    raw = RawCollector(b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n" % len(message) + message)
+    try:
+        with pytest.raises(ServerRejected) as info:
+            send_report(raw.url, TOKEN, BODY, timeout=5)
+    finally:
+        raw.close()
+    assert info.value.status == 400 and info.value.message.startswith("{\"error\": \"xxx")
+
+
+def test_a_configured_proxy_is_used(server, monkeypatch):
+    """With http_proxy set, urllib.request sends the report, through the proxy (here: the fake
+    collector itself, which then sees the absolute URL as the request target)."""
+    from agent import transport
+
+    monkeypatch.setenv("http_proxy", server.url)
+    assert transport.proxy_configured()
+    result = send_report("http://collector.invalid:8420", TOKEN, BODY, timeout=5)
+    assert result.status == 202
+    assert server.requests[0]["path"] == "http://collector.invalid:8420/api/v1/reports"
+    monkeypatch.setenv("http_proxy", "")
+    monkeypatch.setenv("no_proxy", "*")
+    assert not transport.proxy_configured()
+
+
+def test_plain_http_imports_neither_ssl_nor_urllib_request(server):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom agent.transport import send_report\n"
+            f"send_report({server.url!r}, {TOKEN!r}, b'{{}}', timeout=5)\n"
+            "print(sorted(m for m in ('ssl', 'urllib.request', 'http.client') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in __import__("os").environ.items() if not k.lower().endswith("_proxy")})
+    assert out.stdout.strip() == "[]"
+
+
+def test_https_with_a_pinned_ca(tmp_path):
+    import ssl
+
+    from tests.integration.enroll.tls import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    srv = FakeCollector()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{srv.server_address[1]}"
+    try:
+        result = send_report(url, TOKEN, BODY, timeout=5, cafile=str(pki.ca_cert))
+        assert result.status == 202 and srv.requests[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"
+        with pytest.raises(ServerUnreachable, match="certificate verify failed.*--ca-file"):
+            send_report(url, TOKEN, BODY, timeout=5, cafile=str(pki.other_ca_cert))
+        with pytest.raises(ServerUnreachable, match="certificate verify failed"):
+            send_report(url, TOKEN, BODY, timeout=5)  # the system CAs do not know the test CA
+    finally:
+        srv.shutdown()
+        srv.server_close()
