@@ -113,6 +113,10 @@ def unreachable_reason(reason: object, cafile: str | None = None) -> str:
 
 
 def reports_url(server_url: str) -> str:
+    # The URL's host and path go into the request line and Host header verbatim: no whitespace or
+    # control characters (a CR/LF there would inject headers).
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in server_url.strip()):
+        raise ValueError(f"server URL must not contain spaces or control characters, got {server_url!r}")
     parsed = urllib.parse.urlsplit(server_url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError(f"server URL must be http:// or https:// with a host, got {server_url!r}")

@@ -286,3 +286,12 @@ def test_https_with_a_pinned_ca(tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/x\r\nX-Injected: 1", "http://127.0.0.1:1/a b",
+                                  "http://127.0.0.1\t:1", "http://127.0.0.1:1/\x00"])
+def test_a_server_url_with_control_characters_is_refused(url):
+    from agent.transport import reports_url
+
+    with pytest.raises(ValueError, match="control characters"):
+        reports_url(url)
