@@ -5,8 +5,9 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
-# System packages the code and the tests use. Installed only when one is missing.
-SYSTEM_PACKAGES := python3-venv iproute2 procps gzip fusioninventory-agent
+# System packages the code, the tests and the benchmarks use (time: peak RSS in bench/).
+# Installed only when one is missing.
+SYSTEM_PACKAGES := python3-venv iproute2 procps gzip time fusioninventory-agent
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast sysdeps venv schema bench bench-agent clean agent-pyz deb
