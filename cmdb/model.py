@@ -94,6 +94,8 @@ CI_CLASSES: dict[str, CIClass] = {
                 _dependent(("HAS_FILESYSTEM", "to")), frozenset({"free_bytes", "used_bytes"})),
         CIClass("MemoryModule", "a memory module (DIMM) of a host", ("slot", "serial"),
                 _dependent(("HAS_COMPONENT", "to"))),
+        CIClass("PCIDevice", "a PCI device of a host (controller, GPU, NIC, sound card)", ("slot",),
+                _dependent(("HAS_COMPONENT", "to"))),
         CIClass("Software", "a software product (package name in its ecosystem, any version)",
                 ("purl",)),
         CIClass("SoftwareInstall", "a package installed on a host", ("package",),
