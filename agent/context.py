@@ -1,7 +1,7 @@
 """How a collector reaches the machine it inventories: the only I/O collectors may do.
 
-A collector asks its `Context` to run a command, read a file, list a directory or read a link;
-it never calls subprocess, open() or os.listdir itself. `LocalContext` serves the machine the
+A collector asks its `Context` to run (or start) a command, read a file (as text or bytes), list a
+directory or read a link; it never calls subprocess, open() or os.listdir itself. `LocalContext` serves the machine the
 agent runs on; an SSH transport serves a remote host through the same narrow protocol, so the
 same collectors and the same pure parsers work over both.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,10 +68,22 @@ class Context(Protocol):
         """stdout of `argv` (never through a shell); raises a CommandError subclass."""
         ...
 
+    def start(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> StartedCommand:
+        """`run`, begun now: the command may run while the caller does other work, and its
+        `output()` is what `run` returns (or raises). A context that cannot start commands
+        early runs it in `output()` (DeferredCommand)."""
+        ...
+
     def has_command(self, name: str) -> bool: ...
 
     def read_file(self, path: str) -> str | None:
         """The text of an absolute path, or None when it is absent or unreadable."""
+        ...
+
+    def read_bytes(self, path: str, limit: int = MAX_FILE_BYTES) -> bytes | None:
+        """At most `limit` bytes of an absolute path, undecoded, or None when it is absent or
+        unreadable. For files scanned, not read (17 MB of copyright files: decoding them would
+        cost more than finding the few lines that matter)."""
         ...
 
     def list_dir(self, path: str) -> list[str] | None:
@@ -80,6 +93,74 @@ class Context(Protocol):
     def read_link(self, path: str) -> str | None:
         """The target of a symbolic link, or None when `path` is not a readable link."""
         ...
+
+
+class StartedCommand(Protocol):
+    def output(self) -> str:
+        """The command's stdout, once it has ended; raises what `Context.run` raises."""
+        ...
+
+    def cancel(self) -> None:
+        """Kill the command if it still runs (its output is not wanted)."""
+        ...
+
+
+@dataclass
+class DeferredCommand:
+    """A command that runs when its output is asked for."""
+
+    ctx: Context
+    argv: Sequence[str]
+    timeout: float = DEFAULT_COMMAND_TIMEOUT
+
+    def output(self) -> str:
+        return self.ctx.run(self.argv, self.timeout)
+
+    def cancel(self) -> None:
+        pass
+
+
+class _RunningCommand:
+    """A command of LocalContext.start. Its output goes to anonymous in-memory files, not pipes,
+    so that it never waits for a reader (dpkg-query writes ~200 KB; a pipe holds 64 KB)."""
+
+    def __init__(self, argv: Sequence[str], proc: subprocess.Popen, stdout_fd: int, stderr_fd: int,
+                 timeout: float):
+        self.argv, self._proc, self._fds = tuple(argv), proc, (stdout_fd, stderr_fd)
+        self._timeout, self._deadline = timeout, time.monotonic() + timeout
+
+    def output(self) -> str:
+        try:
+            try:
+                self._proc.wait(max(0.0, self._deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+                raise CommandTimeout(self.argv, f"no result after {self._timeout:g}s") from None
+            stdout, stderr = (_read_all(fd) for fd in self._fds)
+        finally:
+            self.cancel()
+        if self._proc.returncode != 0:
+            raise CommandFailed(self.argv, self._proc.returncode,
+                                stderr.decode("utf-8", "replace").strip()[:_STDERR_EXCERPT])
+        return stdout.decode("utf-8", "replace")
+
+    def cancel(self) -> None:
+        if self._proc.returncode is None:
+            self._proc.kill()
+            self._proc.wait()
+        for fd in self._fds:
+            if fd != -1:
+                os.close(fd)
+        self._fds = (-1, -1)
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    parts = []
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 @dataclass
@@ -140,13 +221,34 @@ class LocalContext:
             raise CommandFailed(argv, done.returncode, stderr)
         return done.stdout.decode("utf-8", "replace")
 
+    def start(self, argv: Sequence[str], timeout: float = DEFAULT_COMMAND_TIMEOUT) -> StartedCommand:
+        executable = self._which(argv[0]) if self.local and argv and isinstance(argv, (list, tuple)) else None
+        if executable is None or not hasattr(os, "memfd_create"):
+            return DeferredCommand(self, argv, timeout)  # run() raises what there is to raise
+        fds: list[int] = []
+        try:
+            fds = [os.memfd_create("stdout", os.MFD_CLOEXEC), os.memfd_create("stderr", os.MFD_CLOEXEC)]
+            proc = subprocess.Popen([executable, *argv[1:]], stdin=subprocess.DEVNULL, stdout=fds[0],
+                                    stderr=fds[1], env={"PATH": self.path_env, **self.env})
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            return DeferredCommand(self, argv, timeout)
+        return _RunningCommand(argv, proc, fds[0], fds[1], timeout)
+
     def read_file(self, path: str) -> str | None:
+        data = self._read(path, MAX_FILE_BYTES)
+        return None if data is None else data.decode("utf-8", "replace")
+
+    def read_bytes(self, path: str, limit: int = MAX_FILE_BYTES) -> bytes | None:
+        return self._read(path, limit)
+
+    def _read(self, path: str, limit: int) -> bytes | None:
         try:
             with open(self._os_path(path), "rb", buffering=0) as fh:
-                data = read_bounded(fh, MAX_FILE_BYTES)
+                return read_bounded(fh, limit)
         except (OSError, ValueError):
             return None
-        return data.decode("utf-8", "replace")
 
     def file_signature(self, path: str) -> list[int] | None:
         """[device, inode, size, mtime ns, ctime ns] of a file or folder (links followed), None

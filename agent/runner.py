@@ -22,7 +22,6 @@ decisions: supersede, drops, refusals, backoff).
 from __future__ import annotations
 
 import fcntl
-import gzip
 import logging
 import os
 import time
@@ -30,26 +29,23 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.builder import build_report, count_by_class
 from agent.collectors import COLLECTORS, UNCHANGED_WHILE_SAME
 from agent.collectors.base import Collector
 from agent.context import Context, LocalContext
-from agent.delta import (
-    DeltaState,
-    SectionRecorder,
-    build_delta,
-    carried_sections,
-    plan_mode,
-    plan_report,
-    project,
-)
-from agent.fastpath import FastPath, InputGroup
 from agent.identity import load_or_create_agent_id
-from agent.outbox import FlushResult, Outbox
-from agent.transport import SendResult, send_report
 from cmdb.report import CollectorStatus, Report, encode_report
+
+# Delivery (agent.delta, agent.fastpath, agent.outbox, agent.transport, gzip) is imported by the
+# functions that deliver: a dry run (`agent run --dry-run`) builds and prints a report only, and
+# its start-up is part of what it costs.
+if TYPE_CHECKING:
+    from agent.delta import SectionRecorder
+    from agent.fastpath import FastPath, InputGroup
+    from agent.outbox import FlushResult, Outbox
+    from agent.transport import SendResult
 
 log = logging.getLogger("fleetgraph.agent")
 
@@ -85,6 +81,8 @@ class RunResult:
         run need not compress a 1 MB report for a number it does not print)."""
         if self.bytes_sent is not None:
             return self.bytes_sent
+        import gzip
+
         return len(gzip.compress(self.report_json, 6))
 
     @property
@@ -131,6 +129,8 @@ class _DeltaLedger:
     """Keeps agent.delta's acknowledged state in step with what the outbox settles."""
 
     def __init__(self, state_dir: Path):
+        from agent.delta import DeltaState
+
         self.state_dir = state_dir
         self.state = DeltaState.load(state_dir)
 
@@ -155,6 +155,8 @@ class _DeltaLedger:
 
 
 def _sender(server_url: str, token: str, timeout: float, cafile: str | None = None):
+    from agent.transport import send_report
+
     return lambda body: send_report(server_url, token, body, timeout, cafile=cafile)
 
 
@@ -169,6 +171,8 @@ def flush_outbox(server_url: str, token: str, state_dir: Path, *, timeout: float
                  outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES, retry_max: float = DEFAULT_RETRY_MAX,
                  respect_backoff: bool = True, cafile: str | None = None) -> FlushResult:
     """Deliver what the outbox holds, oldest first (no inventory)."""
+    from agent.outbox import Outbox
+
     state_dir = Path(state_dir)
     load_or_create_agent_id(state_dir)  # creates the state directory owner-only
     with state_lock(state_dir):
@@ -200,6 +204,9 @@ def run_once(server_url: str | None, token: str | None, state_dir: Path, *,
         body = encode_report(report)
         _write_output(output, body)
         return _result(report, agent_id, body, None, output, "full", "dry run")
+
+    from agent.delta import build_delta, plan_mode, plan_report, project
+    from agent.outbox import Outbox
 
     send = _sender(server_url, token, timeout, cafile)  # type: ignore[arg-type]
     collectors = list(COLLECTORS if collectors is None else collectors)
@@ -245,6 +252,9 @@ def _collect(ctx: Context, collectors: list[Collector], state_dir: Path, groups:
     """Run the collectors; in a `delta` run, the groups whose inputs did not change since the CMDB
     got their sections are skipped (agent.fastpath). Returns the report (missing the skipped
     sections), every section (the skipped ones with their stored digest) and the fast path."""
+    from agent.delta import SectionRecorder
+    from agent.fastpath import FastPath
+
     fast = FastPath.prepare(state_dir, ctx, collectors, groups)
     if delta:
         fast.skip_unchanged(known_digests)
@@ -257,6 +267,8 @@ def _collect(ctx: Context, collectors: list[Collector], state_dir: Path, groups:
 
 def _spool(outbox: Outbox, ledger: _DeltaLedger, report: Report, recorder: SectionRecorder,
            full_every: int) -> bytes:
+    from agent.delta import carried_sections
+
     body = encode_report(report)
     meta = {"report_id": report.report_id, "mode": report.mode, "base_report_id": report.base_report_id,
             "sections": carried_sections(report, recorder.sections),
@@ -272,13 +284,22 @@ def _spool(outbox: Outbox, ledger: _DeltaLedger, report: Report, recorder: Secti
 
 
 def _write_output(output: Path | None, body: bytes) -> None:
-    if output is not None:
-        _write_atomically(output, gzip.compress(body) if str(output).endswith(".gz") else body)
+    if output is None:
+        return
+    if str(output).endswith(".gz"):
+        import gzip
+
+        body = gzip.compress(body)
+    _write_atomically(output, body)
 
 
 def _result(report: Report, agent_id: str, body: bytes, status: int | None, output: Path | None,
             mode: str, reason: str, flushed: FlushResult | None = None) -> RunResult:
-    gz = len(gzip.compress(body, 6)) if status is not None else None
+    gz = None
+    if status is not None:
+        import gzip
+
+        gz = len(gzip.compress(body, 6))
     return RunResult(report_id=report.report_id, agent_id=agent_id, counts=count_by_class(report),
                      collectors=dict(report.collectors), bytes_raw=len(body),
                      bytes_sent=gz, http_status=status,

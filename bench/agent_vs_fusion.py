@@ -27,6 +27,13 @@ How a run is measured (the same for every command):
     this script read at least this script's RSS (/bin/true read 24 MiB, and 105 MiB once the
     script held 80 MiB more; the no-change runs read the report bodies the script had loaded).
     GNU time is small, so what it reads is the command's own peak;
+  - peak PSS of the whole tree, polled in separate runs (reading smaps costs the poller enough
+    CPU to slow what it measures on 2 cores, so the timed runs do not read it): each process's
+    proportional set size
+    (/proc/<pid>/smaps_rollup), which counts a page shared by N processes as 1/N in each. The
+    RSS sum counts it N times: a forked child shares its parent's memory copy-on-write, and
+    the summed RSS of a parent and its forked children (our agent forks one, to scan
+    copyright files while the parent collects) reads as if each had its own copy;
   - CPU: user + system seconds of the tree (wait4 rusage).
 
 Then it compares what the two found: our package count against `dpkg-query -W` and Fusion's
@@ -84,33 +91,50 @@ class RunStats:
     wall_s: float
     maxrss_kib: int  # ru_maxrss: the largest single process of the tree (GNU time's %M)
     tree_rss_kib: int  # peak of the summed RSS of the tree, polled
+    tree_pss_kib: int  # peak of the summed PSS of the tree, polled
     cpu_s: float
     returncode: int
     stdout: str = field(repr=False, default="")
     stderr: str = field(repr=False, default="")
 
 
-def _tree_rss_kib(root, include_root: bool = True) -> int:  # root: psutil.Process
+def _tree_rss_kib(root, include_root: bool = True, pss: bool = False) -> tuple[int, int]:
+    """(summed RSS, summed PSS or 0) of the tree of `root` (a psutil.Process) in KiB."""
     import psutil
 
-    total = 0
+    rss = total_pss = 0
     try:
         procs = [root, *root.children(recursive=True)] if include_root else root.children(recursive=True)
     except psutil.Error:
-        return 0
+        return 0, 0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            rss += proc.memory_info().rss
         except psutil.Error:
-            pass
-    return total // 1024
+            continue
+        if pss:
+            total_pss += _pss_bytes(proc.pid)
+    return rss // 1024, total_pss // 1024
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 GNU_TIME = "/usr/bin/time"
 
 
-def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 0.005) -> RunStats:
-    """Run `argv` once as a fresh process; wall, peak RSS (both ways) and CPU of its tree."""
+def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 0.005,
+            pss: bool = False) -> RunStats:
+    """Run `argv` once as a fresh process; wall, peak RSS (both ways) and CPU of its tree, and
+    with `pss` the peak summed PSS (tree_pss_kib is 0 without)."""
     import psutil
 
     wrapped = Path(GNU_TIME).exists()
@@ -120,7 +144,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 
             argv = [GNU_TIME, "-f", "%M", "-o", rss_file.name, "--", *argv]
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        peak = [0]
+        peak = [0, 0]
         done = threading.Event()
 
         def poll() -> None:
@@ -129,7 +153,8 @@ def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 
             except psutil.Error:
                 return
             while not done.is_set():
-                peak[0] = max(peak[0], _tree_rss_kib(root, include_root=not wrapped))
+                rss, tree_pss = _tree_rss_kib(root, include_root=not wrapped, pss=pss)
+                peak[0], peak[1] = max(peak[0], rss), max(peak[1], tree_pss)
                 done.wait(poll_s)
 
         sampler = threading.Thread(target=poll, daemon=True)
@@ -144,7 +169,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None, poll_s: float = 
         maxrss = usage.ru_maxrss
         if wrapped:  # GNU time's last line (it may say "Command exited with non-zero status" first)
             maxrss = int(Path(rss_file.name).read_text().split()[-1])
-        return RunStats(wall, maxrss, peak[0], usage.ru_utime + usage.ru_stime, proc.returncode,
+        return RunStats(wall, maxrss, peak[0], peak[1], usage.ru_utime + usage.ru_stime, proc.returncode,
                         out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 
@@ -182,20 +207,21 @@ def ours_command(output: Path, state_dir: Path) -> list[str]:
             "--state-dir", str(state_dir)]
 
 
-def run_fusion(conf: Path, out_dir: Path) -> tuple[RunStats, Path]:
+def run_fusion(conf: Path, out_dir: Path, pss: bool = False) -> tuple[RunStats, Path]:
     """One full Fusion local inventory into an emptied `out_dir`; (stats, the XML file)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    stats = _checked(measure(fusion_command(conf, out_dir)), FUSION)
+    stats = _checked(measure(fusion_command(conf, out_dir), pss=pss), FUSION)
     files = sorted(out_dir.glob("*.ocs")) + sorted(out_dir.glob("*.xml"))
     if not files:
         raise SystemExit(f"{FUSION} wrote no inventory into {out_dir}:\n{stats.stderr[-2000:]}")
     return stats, files[0]
 
 
-def run_ours(output: Path, state_dir: Path) -> RunStats:
+def run_ours(output: Path, state_dir: Path, pss: bool = False) -> RunStats:
     output.unlink(missing_ok=True)
-    return _checked(measure(ours_command(output, state_dir), env=_agent_env()), "fleetgraph agent run --dry-run")
+    return _checked(measure(ours_command(output, state_dir), env=_agent_env(), pss=pss),
+                    "fleetgraph agent run --dry-run")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,14 +353,17 @@ def machine_line() -> str:
             f"{fusion_version[0] if fusion_version else FUSION}. Date: {date.today().isoformat()}")
 
 
-def print_timing_table(fusion: list[RunStats], ours: list[RunStats]) -> None:
+def print_timing_table(fusion: list[RunStats], ours: list[RunStats], fusion_pss: list[int],
+                       our_pss: list[int]) -> None:
     print("| agent (full local inventory, fresh process) | wall min s | wall median s | "
-          "peak RSS, largest process MiB (median) | peak RSS, whole tree MiB (median) | CPU s (median) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, runs in (("FusionInventory agent 2.6 `--local`", fusion), ("fleetgraph `agent run --dry-run`", ours)):
+          "peak RSS, largest process MiB (median) | peak RSS, whole tree MiB (median) | "
+          "peak PSS, whole tree MiB (median) | CPU s (median) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, runs, pss in (("FusionInventory agent 2.6 `--local`", fusion, fusion_pss),
+                            ("fleetgraph `agent run --dry-run`", ours, our_pss)):
         print(f"| {name} | {min(r.wall_s for r in runs):.3f} | {_median(r.wall_s for r in runs):.3f} | "
               f"{_mib(_median(r.maxrss_kib for r in runs))} | {_mib(_median(r.tree_rss_kib for r in runs))} | "
-              f"{_median(r.cpu_s for r in runs):.3f} |")
+              f"{_mib(_median(pss))} | {_median(r.cpu_s for r in runs):.3f} |")
 
 
 def main() -> None:
@@ -364,6 +393,10 @@ def main() -> None:
             stats, xml_file = run_fusion(conf, fusion_dir)
             fusion_runs.append(stats)
             our_runs.append(run_ours(our_file, our_state))
+        fusion_pss, our_pss = [], []  # PSS-polled runs, apart from the timed ones (see measure)
+        for _ in range(args.runs):
+            fusion_pss.append(run_fusion(conf, fusion_dir, pss=True)[0].tree_pss_kib)
+            our_pss.append(run_ours(our_file, our_state, pss=True).tree_pss_kib)
         inventory = parse_fusion_xml(xml_file)
         report = json.loads(our_file.read_bytes())
 
@@ -375,15 +408,17 @@ def main() -> None:
         print("\nWARNING: the installed packages changed during this run (apt or dpkg at work?): the counts "
               "and the no-change runs below are not comparable; re-run on a quiet machine.")
     print(f"\nmachine: {machine_line()}\ncommand: .venv/bin/python bench/agent_vs_fusion.py --runs {args.runs}\n")
-    print_timing_table(fusion_runs, our_runs)
+    print_timing_table(fusion_runs, our_runs, fusion_pss, our_pss)
     f_wall, o_wall = _median(r.wall_s for r in fusion_runs), _median(r.wall_s for r in our_runs)
     f_rss, o_rss = _median(r.maxrss_kib for r in fusion_runs), _median(r.maxrss_kib for r in our_runs)
     f_tree, o_tree = _median(r.tree_rss_kib for r in fusion_runs), _median(r.tree_rss_kib for r in our_runs)
+    f_pss, o_pss = _median(fusion_pss), _median(our_pss)
     print(f"\nfull inventory wall, ours / Fusion (medians): {o_wall / f_wall:.2f}x "
           f"(target <= {TARGET_WALL_RATIO}x: {_verdict(o_wall / f_wall <= TARGET_WALL_RATIO)})")
     print(f"peak RSS, ours / Fusion (medians; target <= {TARGET_RSS_RATIO}x): largest process "
           f"{o_rss / f_rss:.2f}x {_verdict(o_rss / f_rss <= TARGET_RSS_RATIO)}, whole tree "
-          f"{o_tree / f_tree:.2f}x {_verdict(o_tree / f_tree <= TARGET_RSS_RATIO)}")
+          f"{o_tree / f_tree:.2f}x {_verdict(o_tree / f_tree <= TARGET_RSS_RATIO)} (RSS summed), "
+          f"{o_pss / f_pss:.2f}x {_verdict(o_pss / f_pss <= TARGET_RSS_RATIO)} (PSS summed)")
 
     dpkg = dpkg_package_count()
     ours_pkgs = len(our_deb_installs(report))

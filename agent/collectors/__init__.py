@@ -12,6 +12,7 @@ from agent.collectors.base import COMPUTER_REF, Collector, Contribution
 from agent.collectors.connections import ConnectionsCollector
 from agent.collectors.hardware import HardwareCollector
 from agent.collectors.hardware.filesystems import FilesystemCollector
+from agent.collectors.hardware.pci_devices import PciCollector
 from agent.collectors.licenses import DpkgLicensesCollector, FlexlmCollector
 from agent.collectors.network import NetworkCollector
 from agent.collectors.os import OS_RELEASE_PATHS, OsCollector
@@ -23,6 +24,7 @@ from agent.collectors.software.rpm import RPM_DB_DIRS, RpmCollector
 COLLECTORS: tuple[Collector, ...] = (
     HardwareCollector(),
     FilesystemCollector(),
+    PciCollector(),
     OsCollector(),
     NetworkCollector(),
     DpkgCollector(),

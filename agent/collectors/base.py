@@ -88,6 +88,8 @@ class Collector(Protocol):
     name: str
     # Optional `annotates = True`: the collector only adds attributes to items other collectors
     # own (e.g. licenses on dpkg's packages); it never speaks for those items' completeness.
+    # Optional `prepare(ctx)`: called before any collector runs (agent.builder.prepare_collectors)
+    # to start independent slow work that collect() then picks up (agent.background).
 
     def is_enabled(self, ctx: Context) -> bool: ...
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -72,33 +71,70 @@ def _status_field(paragraph: str, field: str) -> str | None:
 
 
 class _SameTextMemo:
-    """The license of the copyright texts parsed last. Packages of one source ship byte-identical
+    """The license of the copyright files parsed last. Packages of one source ship byte-identical
     files (four Boost libraries, 2 MB each) and sit next to each other in dpkg's status file (it
-    is sorted by name), so remembering the last RECENT distinct texts catches ~90% of the
-    duplicated bytes, while keeping all of them would hold ~9 MB to the end of the scan. The text
-    is compared, not hashed (hashing 17 MB of text costs more than the parse it saves)."""
+    is sorted by name), so remembering the last RECENT distinct files catches ~90% of the
+    duplicated bytes, while keeping all of them would hold ~9 MB to the end of the scan. The bytes
+    are compared, not hashed (hashing 17 MB costs more than the scan it saves)."""
 
     RECENT = 16
 
     def __init__(self) -> None:
-        self._recent: deque[tuple[tuple[int, str, str], str, str | None]] = deque(maxlen=self.RECENT)
+        # (size, first and last bytes) -> (the file's bytes, its license), oldest first
+        self._recent: dict[tuple[int, bytes, bytes], tuple[bytes, str | None]] = {}
 
     def license_of_file(self, ctx: Context, path: str) -> str | None:
-        """The license a copyright file declares. Its text is not held past the call (unless it
-        is one of the recent ones): the next file, up to 2 MB, is read without this one around."""
-        text = ctx.read_file(path)
-        return None if text is None else self.license_of(text)
+        """The license a copyright file declares. Its bytes are not held past the call (unless
+        they are one of the recent ones): the next file, up to 2 MB, is read without this one."""
+        data = ctx.read_bytes(path)
+        return None if data is None else self.license_of(data)
 
-    def license_of(self, text: str) -> str | None:
+    def license_of(self, data: bytes) -> str | None:
         from agent.parsers.spdx import declared_license
 
-        fingerprint = (len(text), text[:200], text[-200:])
-        for known_fingerprint, known, expression in self._recent:
-            if known_fingerprint == fingerprint and known == text:
-                return expression
-        expression = declared_license(text)
-        self._recent.append((fingerprint, text, expression))
+        fingerprint = (len(data), data[:200], data[-200:])
+        known = self._recent.get(fingerprint)
+        if known is not None and known[0] == data:
+            return known[1]
+        expression = declared_license(data)
+        self._recent.pop(fingerprint, None)
+        self._recent[fingerprint] = (data, expression)
+        if len(self._recent) > self.RECENT:
+            del self._recent[next(iter(self._recent))]
         return expression
+
+
+def copyright_licenses(ctx: Context, names: list[str]) -> list[str | None]:
+    """The license each named package's copyright file declares, in order (None: no file, or
+    not machine-readable). Runs in the background (agent.background): arguments and result are
+    plain data."""
+    memo = _SameTextMemo()
+    return [memo.license_of_file(ctx, f"/usr/share/doc/{name}/copyright") for name in names]
+
+
+class _Scan:
+    """One collection under way: the installed packages, the (name, version) whose files are
+    read, and the reading (started in prepare, so that it runs while other collectors do)."""
+
+    def __init__(self, ctx: Context, known: dict[tuple[str, str], str | None], early: bool):
+        from agent.background import Background
+
+        status = ctx.read_file(DPKG_STATUS)
+        if status is None:
+            raise FileNotFoundError(f"{DPKG_STATUS} is missing or unreadable")
+        self.ctx = ctx
+        self.packages = installed_packages(status)
+        del status  # ~1 MB, not needed while ~900 files are read
+        unread: dict[tuple[str, str], None] = {}
+        for name, _arch, version in self.packages:
+            cache_key = (name, version or "")
+            if _PACKAGE_NAME.match(name) and not (version and cache_key in known):
+                unread[cache_key] = None
+        self.unread = list(unread)
+        names = [name for name, _ in self.unread]
+        # Started early (prepare) it runs in the background; otherwise now, in this process.
+        self.reading = (Background.start(ctx, copyright_licenses, ctx, names) if early
+                        else Background(copyright_licenses, (ctx, names)))
 
 
 class DpkgLicensesCollector:
@@ -111,29 +147,38 @@ class DpkgLicensesCollector:
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], str | None] = {}
+        self._scan: _Scan | None = None
 
     def is_enabled(self, ctx: Context) -> bool:
         return ctx.list_dir("/var/lib/dpkg") is not None and ctx.list_dir("/usr/share/doc") is not None
 
+    def prepare(self, ctx: Context) -> None:
+        """Start reading the copyright files (see agent.background)."""
+        self._discard()
+        self._scan = _Scan(ctx, self._known, early=True)
+
     def collect(self, ctx: Context) -> Contribution:
-        status = ctx.read_file(DPKG_STATUS)
-        if status is None:
-            raise FileNotFoundError(f"{DPKG_STATUS} is missing or unreadable")
-        packages = installed_packages(status)
-        del status  # ~1 MB, not needed while ~900 files are read
+        scan, self._scan = self._scan, None
+        if scan is None or scan.ctx is not ctx:
+            if scan is not None:
+                scan.reading.cancel()
+            scan = _Scan(ctx, self._known, early=False)
+        try:
+            read = dict(zip(scan.unread, scan.reading.result(), strict=True))
+        finally:
+            scan.reading.cancel()
         out = Contribution()
-        memo = _SameTextMemo()
         known: dict[tuple[str, str], str | None] = {}
-        for name, arch, version in packages:
+        for name, arch, version in scan.packages:
             if not _PACKAGE_NAME.match(name):
                 continue
             cache_key = (name, version or "")
             if cache_key in known:
                 expression = known[cache_key]
-            elif version and cache_key in self._known:
+            elif cache_key in read:
+                expression = known[cache_key] = read[cache_key]
+            else:  # known from an earlier run (version and cache_key in self._known)
                 expression = known[cache_key] = self._known[cache_key]
-            else:
-                expression = known[cache_key] = memo.license_of_file(ctx, f"/usr/share/doc/{name}/copyright")
             if expression is None:
                 continue
             arch = arch or "unknown"  # as the dpkg collector spells an unknown architecture
@@ -142,6 +187,11 @@ class DpkgLicensesCollector:
             out.relate(ref, "INSTALLED_ON", COMPUTER_REF)
         self._known = known if ctx.local else {}  # a context over another tree keeps nothing
         return out
+
+    def _discard(self) -> None:
+        if self._scan is not None:
+            self._scan.reading.cancel()
+            self._scan = None
 
 
 # -- licenses.flexlm ---------------------------------------------------------------------------

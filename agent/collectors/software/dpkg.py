@@ -14,8 +14,16 @@ import os
 from dataclasses import dataclass
 
 from agent.collectors.base import Contribution
-from agent.collectors.software.purl import contribute_install, distro_id, iso_utc, package_url, purl_namespace
-from agent.context import CommandError, Context
+from agent.collectors.software.purl import (
+    contribute_install,
+    distro_id,
+    iso_utc,
+    package_url,
+    purl_encode,
+    purl_namespace,
+    purl_prefix,
+)
+from agent.context import CommandError, Context, StartedCommand
 
 DPKG_FORMAT = ("${Package}\\t${Architecture}\\t${Version}\\t${Installed-Size}\\t${Section}"
                "\\t${Status}\\t${Maintainer}\\n")
@@ -120,25 +128,51 @@ def deb_install_purl(distro: str | None, pkg: DebPackage) -> str:
 
 def contribute_packages(out: Contribution, distro: str | None, packages: list[DebPackage],
                         mtimes: dict[str, float] | None = None) -> None:
+    # The purls as deb_software_purl/deb_install_purl spell them, the shared prefix built once.
+    prefix = purl_prefix("deb", purl_namespace(distro))
+    mtimes = mtimes or {}
     for pkg in packages:
+        software_purl = prefix + purl_encode(pkg.name)
+        install_purl = f"{software_purl}@{purl_encode(pkg.version)}" if pkg.version else software_purl
+        if pkg.arch:
+            install_purl += f"?arch={purl_encode(pkg.arch)}"
         contribute_install(
-            out, "deb", pkg.name, pkg.arch, deb_software_purl(distro, pkg.name),
-            {"maintainer": pkg.maintainer},
+            out, "deb", pkg.name, pkg.arch, software_purl, {"maintainer": pkg.maintainer},
             {"name": pkg.name, "version": pkg.version, "arch": pkg.arch, "size_bytes": pkg.size_bytes,
              "section": pkg.section, "status": pkg.status, "installed": pkg.installed,
-             "maintainer": pkg.maintainer, "purl": deb_install_purl(distro, pkg),
-             "install_date": install_date(pkg, mtimes or {})},
+             "maintainer": pkg.maintainer, "purl": install_purl, "install_date": install_date(pkg, mtimes)},
         )
 
 
 class DpkgCollector:
     name = "software.dpkg"
 
+    def __init__(self) -> None:
+        self._query: tuple[Context, StartedCommand] | None = None
+
     def is_enabled(self, ctx: Context) -> bool:
         return ctx.has_command("dpkg-query")
 
+    def prepare(self, ctx: Context) -> None:
+        """Start dpkg-query, so that it runs while the collectors before this one do."""
+        self._discard()
+        self._query = (ctx, ctx.start(DPKG_QUERY, timeout=DPKG_TIMEOUT))
+
     def collect(self, ctx: Context) -> Contribution:
-        packages = parse_dpkg_query(ctx.run(DPKG_QUERY, timeout=DPKG_TIMEOUT))
+        query, self._query = self._query, None
+        if query is not None and query[0] is ctx:
+            listing = query[1].output()
+        else:
+            if query is not None:
+                query[1].cancel()
+            listing = ctx.run(DPKG_QUERY, timeout=DPKG_TIMEOUT)
+        packages = parse_dpkg_query(listing)
+        del listing
         out = Contribution()
         contribute_packages(out, distro_id(ctx), packages, read_list_mtimes(ctx))
         return out
+
+    def _discard(self) -> None:
+        if self._query is not None:
+            self._query[1].cancel()
+            self._query = None

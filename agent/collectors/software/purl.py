@@ -25,19 +25,32 @@ NAMESPACE_ALIASES = {"rhel": "redhat", "sles": "suse", "sled": "suse", "opensuse
 _REF_UNSAFE = re.compile(r"[^A-Za-z0-9._:@/+-]")
 
 
+# What urllib's quote(value, safe=":") does to each ASCII character, as a str.translate table: a
+# package manager lists ~1,000 packages, and quote() costs ~3 us a call.
+_PURL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~:")
+_PURL_ASCII = {c: f"%{c:02X}" for c in range(128) if chr(c) not in _PURL_SAFE}
+
+
 def purl_encode(value: str) -> str:
     """Percent-encoding as the purl spec (and packageurl-python) does it: everything but RFC 3986
-    unreserved characters, with ':' left as is."""
+    unreserved characters, with ':' left as is (non-ASCII as its UTF-8 bytes)."""
+    if value.isascii():
+        return value.translate(_PURL_ASCII)
     return quote(value, safe=":")
+
+
+def purl_prefix(type_: str, namespace: str | None) -> str:
+    """The part of a package URL before the name: pkg:<type>/<namespace>/ ."""
+    purl = f"pkg:{type_.lower()}/"
+    if namespace:
+        purl += "/".join(purl_encode(seg) for seg in namespace.lower().split("/") if seg) + "/"
+    return purl
 
 
 def package_url(type_: str, namespace: str | None, name: str, version: str | None = None,
                 qualifiers: Mapping[str, str | None] | None = None) -> str:
     """pkg:<type>/<namespace>/<name>@<version>?<qualifiers sorted by key, empty ones dropped>."""
-    purl = f"pkg:{type_.lower()}/"
-    if namespace:
-        purl += "/".join(purl_encode(seg) for seg in namespace.lower().split("/") if seg) + "/"
-    purl += purl_encode(name)
+    purl = purl_prefix(type_, namespace) + purl_encode(name)
     if version:
         purl += "@" + purl_encode(version)
     pairs = sorted((k.lower(), v) for k, v in (qualifiers or {}).items() if v)

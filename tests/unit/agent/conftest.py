@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.context import CommandError, CommandNotFound
+from agent.context import CommandError, CommandNotFound, DeferredCommand
 
 GLPI = Path(__file__).resolve().parents[2] / "fixtures" / "host" / "glpi-agent"
 
@@ -38,11 +38,18 @@ class RecordedContext:
             raise out
         return out
 
+    def start(self, argv: Sequence[str], timeout: float = 20.0) -> DeferredCommand:
+        return DeferredCommand(self, argv, timeout)
+
     def has_command(self, name: str) -> bool:
         return any(argv[0] == name for argv in self.commands)
 
     def read_file(self, path: str) -> str | None:
         return self.files.get(path)
+
+    def read_bytes(self, path: str, limit: int = 16 * 2**20) -> bytes | None:
+        text = self.files.get(path)
+        return None if text is None else text.encode()[:limit]
 
     def list_dir(self, path: str) -> list[str] | None:
         prefix = path.rstrip("/") + "/"

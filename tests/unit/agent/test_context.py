@@ -71,3 +71,33 @@ def test_sysroot_paths_and_signatures(tmp_path):
     assert ctx.file_signature("/etc/hostname") == [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     assert ctx.file_signature("/etc/absent") is None
     assert ctx.file_signature("/etc/hostname/under-a-file") is None
+
+
+def test_read_bytes_is_read_file_undecoded(tmp_path):
+    ctx = LocalContext(agent_id=AGENT_ID)
+    (tmp_path / "latin").write_bytes("caf\u00e9".encode() + b"\xff")
+    assert ctx.read_bytes(str(tmp_path / "latin")) == "caf\u00e9".encode() + b"\xff"
+    assert ctx.read_bytes(str(tmp_path / "latin"), 3) == b"caf"
+    assert ctx.read_bytes(str(tmp_path / "absent")) is None
+
+
+def test_a_started_command_gives_what_run_gives():
+    ctx = LocalContext(agent_id=AGENT_ID)
+    big = ["seq", "1", "100000"]  # ~590 KB: more than a pipe holds, while nobody reads
+    started = ctx.start(big)
+    assert started.output() == ctx.run(big)
+    started.cancel()  # ended and closed already: nothing to do
+    with pytest.raises(context_module.CommandFailed) as failed:
+        ctx.start(["ls", "/nonexistent-fleetgraph"]).output()
+    assert failed.value.returncode != 0 and "nonexistent" in failed.value.stderr
+    with pytest.raises(context_module.CommandNotFound):
+        ctx.start(["no-such-command-fleetgraph"]).output()
+    with pytest.raises(context_module.CommandTimeout):
+        ctx.start(["sleep", "5"], timeout=0.2).output()
+    running = ctx.start(["sleep", "5"])
+    running.cancel()  # killed and reaped, not waited for
+
+
+def test_a_foreign_sysroot_starts_nothing(tmp_path):
+    with pytest.raises(context_module.CommandNotFound):
+        LocalContext(agent_id=AGENT_ID, sysroot=tmp_path).start(["true"]).output()

@@ -19,7 +19,7 @@ from agent.collectors.licenses import (
     installed_packages,
 )
 from agent.collectors.software.dpkg import DpkgCollector
-from agent.context import LocalContext
+from agent.context import MAX_FILE_BYTES, LocalContext
 from agent.parsers.flexlm import (
     MAX_LICENSE_FILE_CHARS,
     LicenseFileRefused,
@@ -45,6 +45,7 @@ DEP5_HEADER = "Format: https://www.debian.org/doc/packaging-manuals/copyright-fo
 def test_real_copyright_files(case):
     expected = json.loads((case / "expected.json").read_text())
     assert declared_license((case / "copyright").read_text()) == expected["license"]
+    assert declared_license((case / "copyright").read_bytes()) == expected["license"]  # as the agent reads it
 
 
 @pytest.mark.parametrize("name,spdx", [
@@ -92,6 +93,27 @@ def test_crlf_and_header_only_license():
     assert declared_license((DEP5_HEADER + "Files: *\nLicense: ISC\n").replace("\n", "\r\n")) == "ISC"
     header_only = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nLicense: MIT\n"
     assert declared_license(header_only) == "MIT"
+
+
+def test_paragraph_rules_of_the_byte_scan():
+    # A License line belongs to the Files paragraph it is in; a blank line ends a paragraph; a
+    # second Files line inside a paragraph opens nothing; fields are case-sensitive.
+    text = (DEP5_HEADER + "Files: a/*\nCopyright: x\n\nLicense: MIT\n\n"
+            "Files: b/*\nLicense: ISC\nFiles: c/*\nLicense: Zlib\n\n"
+            "files: *\nLicense: BSL-1.0\n\nFiles: *\nCopyright: y\nLicense: GPL-2+\n")
+    assert declared_license(text) == "GPL-2.0-or-later AND ISC"
+    assert declared_license(text.encode()) == declared_license(text)
+
+
+def test_header_is_read_as_characters_not_bytes():
+    # The header scan covers 4096 characters; in UTF-8 they may take three times as many bytes.
+    long_header = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n" + \
+        "Comment: " + "é" * 3000 + "\n\nFiles: *\nLicense: MIT\n"
+    assert declared_license(long_header.encode()) == declared_license(long_header) == "MIT"
+    late_format = "Comment: " + "€" * 1500 + "\nFormat: dep5\n\nFiles: *\nLicense: MIT\n"
+    assert declared_license(late_format.encode()) == declared_license(late_format) == "MIT"
+    crlf = ("Comment: " + "€" * 1500 + "\nFormat: dep5\n\nFiles: *\nLicense: MIT\n").replace("\n", "\r\n")
+    assert declared_license(crlf.encode()) == declared_license(crlf) == "MIT"
 
 
 @pytest.mark.parametrize("text", [
@@ -168,6 +190,10 @@ class CountingContext(LocalContext):
     def read_file(self, path: str) -> str | None:
         self.reads.append(path)
         return super().read_file(path)
+
+    def read_bytes(self, path: str, limit: int = MAX_FILE_BYTES) -> bytes | None:
+        self.reads.append(path)
+        return super().read_bytes(path, limit)
 
 
 def test_on_this_machine_licenses_merge_into_dpkg_items():

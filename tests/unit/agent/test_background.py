@@ -1,0 +1,93 @@
+"""agent.background: work started by a collector's prepare() and picked up by its collect()."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from agent.background import Background
+from agent.builder import build_report, prepare_collectors
+from agent.collectors.base import Contribution
+from agent.collectors.licenses import DpkgLicensesCollector
+from agent.collectors.software.dpkg import DpkgCollector
+from agent.context import LocalContext
+from tests.unit.agent.conftest import RecordedContext
+
+AGENT_ID = "6f1c2d3e-0000-4000-8000-000000000001"
+
+
+def _pid_and(value):
+    return [os.getpid(), value]
+
+
+def _fails(message):
+    raise LookupError(message)
+
+
+def test_on_this_machine_the_work_runs_in_a_child():
+    pending = Background.start(LocalContext(agent_id=AGENT_ID), _pid_and, {"a": [1, 2.5, None, "é"]})
+    pid, value = pending.result()
+    assert pid != os.getpid()
+    assert value == {"a": [1, 2.5, None, "é"]}
+    pending.cancel()  # reaped already: nothing to do
+
+
+def test_elsewhere_the_work_runs_inline_when_the_result_is_asked_for():
+    pending = Background.start(RecordedContext(), _pid_and, "x")
+    assert pending.result() == [os.getpid(), "x"]
+
+
+def test_work_that_fails_in_the_child_fails_here_with_its_own_error():
+    pending = Background.start(LocalContext(agent_id=AGENT_ID), _fails, "no such thing")
+    with pytest.raises(LookupError, match="no such thing"):
+        pending.result()
+
+
+def test_cancel_stops_and_reaps_the_child():
+    pending = Background.start(LocalContext(agent_id=AGENT_ID), _pid_and, "x")
+    pid = pending._pid
+    pending.cancel()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+class _BrokenPrepare:
+    name = "broken"
+
+    def is_enabled(self, ctx):
+        return True
+
+    def prepare(self, ctx):
+        raise OSError("prepare failed")
+
+    def collect(self, ctx):
+        return Contribution()
+
+
+def test_a_failing_prepare_costs_nothing_but_the_head_start():
+    prepare_collectors(RecordedContext(), [_BrokenPrepare()])
+    report = build_report(RecordedContext(), [_BrokenPrepare()])
+    assert report.collectors["broken"].status == "ok"
+
+
+def test_prepared_and_unprepared_collections_agree_on_this_machine():
+    if not os.path.exists("/var/lib/dpkg/status"):
+        pytest.skip("not a dpkg machine")
+    ctx = LocalContext(agent_id=AGENT_ID)
+    for collector in (DpkgCollector(), DpkgLicensesCollector()):
+        plain = collector.collect(ctx)
+        collector.prepare(ctx)
+        prepared = collector.collect(ctx)
+        assert {r: (i.identifiers, i.attributes) for r, i in prepared.items.items()} == \
+            {r: (i.identifiers, i.attributes) for r, i in plain.items.items()}
+        assert prepared.relations == plain.relations
+
+
+def test_a_preparation_for_another_context_is_not_used():
+    if not os.path.exists("/var/lib/dpkg/status"):
+        pytest.skip("not a dpkg machine")
+    collector = DpkgLicensesCollector()
+    collector.prepare(LocalContext(agent_id=AGENT_ID))
+    recorded = RecordedContext(files={"/var/lib/dpkg/status": "", "/usr/share/doc/x/copyright": ""})
+    assert collector.collect(recorded).items == {}
