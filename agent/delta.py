@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any
 import msgspec
 
 from agent.collectors.base import COMPUTER_REF
+from agent.files import write_private_atomically
 from cmdb.model import CI_CLASSES
 from cmdb.report import CollectorStatus, Item, Relation, Report
 
@@ -243,28 +243,3 @@ def build_delta(full: Report, sections: Mapping[str, Section], unchanged: Iterab
     return msgspec.structs.replace(full, report_id=str(uuid.uuid4()), mode="delta",
                                    base_report_id=base_report_id, collectors=collectors,
                                    items=items, relations=relations)
-
-
-def write_private_atomically(path: Path, data: bytes) -> None:
-    """tmp file (0600) + fsync + rename + fsync of the directory: all or nothing, even on power loss."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

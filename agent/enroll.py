@@ -23,11 +23,11 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agent.files import write_private_atomically
 from agent.identity import load_or_create_agent_id
 from agent.transport import (
     USER_AGENT,
@@ -111,10 +111,10 @@ def enroll(server: str, enrollment_token: str, state_dir: Path, *, ca_file: str 
                               f"agent's id {agent_id}: is {base} a fleetgraph collector?")
     had_credential = (state_dir / CREDENTIAL_FILE).exists()
     token_name = str(answer.get("token_name") or f"agent-{agent_id}")
-    _write_private(state_dir / CREDENTIAL_FILE, (credential + "\n").encode())
+    write_private_atomically(state_dir / CREDENTIAL_FILE, (credential + "\n").encode())
     record = {"server": base, "ca_file": ca_path, "agent_id": agent_id, "token_name": token_name,
               "enrolled_at": datetime.now(UTC).isoformat()}
-    _write_private(state_dir / ENROLLMENT_FILE, (json.dumps(record, indent=2) + "\n").encode())
+    write_private_atomically(state_dir / ENROLLMENT_FILE, (json.dumps(record, indent=2) + "\n").encode())
     return EnrollmentResult(agent_id, base, token_name, state_dir / CREDENTIAL_FILE, had_credential)
 
 
@@ -153,25 +153,6 @@ def _make_private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o700)  # it holds the credential: the owner only
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a 0600 file atomically: a crash leaves the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def load_enrollment(state_dir: Path) -> dict | None:

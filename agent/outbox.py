@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.delta import fsync_dir, write_private_atomically
+from agent.files import fsync_dir, write_private_atomically
 from agent.transport import SendResult, ServerRejected, ServerUnreachable
 
 log = logging.getLogger("fleetgraph.agent.outbox")

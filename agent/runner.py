@@ -35,6 +35,7 @@ from agent.builder import build_report, count_by_class
 from agent.collectors import COLLECTORS, UNCHANGED_WHILE_SAME
 from agent.collectors.base import Collector
 from agent.context import Context, LocalContext
+from agent.files import write_private_atomically
 from agent.identity import load_or_create_agent_id
 from cmdb.report import CollectorStatus, Report, encode_report
 
@@ -93,16 +94,6 @@ class RunResult:
     @property
     def delivered(self) -> bool:
         return self.http_status in (200, 202)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @contextmanager
@@ -290,7 +281,7 @@ def _write_output(output: Path | None, body: bytes) -> None:
         import gzip
 
         body = gzip.compress(body)
-    _write_atomically(output, body)
+    write_private_atomically(output, body)
 
 
 def _result(report: Report, agent_id: str, body: bytes, status: int | None, output: Path | None,
