@@ -187,8 +187,9 @@ class Store(Protocol):
 
     def get_report(self, report_id: str) -> StoredReport | None: ...
 
-    def pending_reports(self, limit: int = 100) -> list[StoredReport]:
-        """Pending reports in ascending seq order (oldest first)."""
+    def pending_reports(self, limit: int = 100, max_bytes: int | None = None) -> list[StoredReport]:
+        """Pending reports in ascending seq order (oldest first): at most `limit`, and no more
+        bodies than fit in `max_bytes` (but always the oldest one)."""
 
     def mark_report_failed(self, seq: int, error: str) -> None: ...
 

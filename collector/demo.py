@@ -88,17 +88,22 @@ def print_summary(store, computer_ids: list[str]) -> None:
                 shown = _human_bytes(value) if name.endswith("_bytes") else value
                 print(f"  {name:<15} {shown}")
         rels = store.relationships(ci.ci_id)
-        os_ids = [r.from_ci for r in rels if r.type == "RUNS_ON"]
+        os_ids = [r.from_ci for r in rels if r.type == "RUNS_ON"
+                  and (c := store.get_ci(r.from_ci)) is not None and c.ci_class == "OperatingSystem"]
         for os_id in os_ids:
             os_ci = store.get_ci(os_id)
-            if os_ci and os_ci.ci_class == "OperatingSystem":
+            if os_ci:
                 pretty = os_ci.attributes.get("pretty_name") or os_ci.attributes.get("name")
                 kernel = os_ci.attributes.get("kernel_release")
                 print(f"  {'os':<15} {pretty.value if pretty else '?'}"
                       f"{' (kernel ' + kernel.value + ')' if kernel else ''}")
-        counts = {t: sum(1 for r in rels if r.type == t) for t in ("HAS_INTERFACE", "HAS_DISK", "INSTALLED_ON")}
-        print(f"  {'interfaces':<15} {counts['HAS_INTERFACE']}\n  {'disks':<15} {counts['HAS_DISK']}\n"
-              f"  {'packages':<15} {counts['INSTALLED_ON']}")
+        counts = {t: sum(1 for r in rels if r.type == t)
+                  for t in ("HAS_INTERFACE", "HAS_DISK", "HAS_FILESYSTEM", "INSTALLED_ON")}
+        services = sum(1 for r in rels if r.type == "RUNS_ON" and r.to_ci == ci.ci_id) - len(os_ids)
+        for label, n in (("interfaces", counts["HAS_INTERFACE"]), ("disks", counts["HAS_DISK"]),
+                         ("file systems", counts["HAS_FILESYSTEM"]), ("packages", counts["INSTALLED_ON"]),
+                         ("services", services)):
+            print(f"  {label:<15} {n}")
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:

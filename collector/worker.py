@@ -28,6 +28,8 @@ log = logging.getLogger("fleetgraph.collector.reconcile")
 
 ReconcileFn = Callable[[Store, Report, int], Any]
 
+# The bodies one round holds in memory, whatever reconcile_batch says (reports may be 64 MiB).
+BATCH_MAX_BYTES = 64 * 1024 * 1024
 IDLE_POLL_SECONDS = 5.0  # also re-checks the log now and then (e.g. reports put by another process)
 STORE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)  # back-off while the store itself is failing
 MAX_ERROR_CHARS = 2000
@@ -109,7 +111,7 @@ class ReconcileWorker:
             with self._cond:
                 generation = self._requested
             try:
-                pending = self._store.pending_reports(self._batch)
+                pending = self._store.pending_reports(self._batch, max_bytes=BATCH_MAX_BYTES)
             except Exception:
                 delay = STORE_RETRY_SECONDS[min(failures, len(STORE_RETRY_SECONDS) - 1)]
                 failures += 1

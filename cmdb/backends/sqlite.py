@@ -243,10 +243,17 @@ class SQLiteStore:
                                      (report_id,)).fetchone()
         return None if row is None else _report(row)
 
-    def pending_reports(self, limit: int = 100) -> list[StoredReport]:
+    def pending_reports(self, limit: int = 100, max_bytes: int | None = None) -> list[StoredReport]:
         rows = self._reader().execute(
             f"SELECT {_REPORT_COLUMNS} FROM report WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,))
-        return [_report(row) for row in rows]
+        out: list[StoredReport] = []
+        total = 0
+        for row in rows:  # rows are stepped one by one: bodies past the budget are never read
+            total += len(row[7])
+            if out and max_bytes is not None and total > max_bytes:
+                break
+            out.append(_report(row))
+        return out
 
     def mark_report_failed(self, seq: int, error: str) -> None:
         with self._transaction() as conn:

@@ -58,6 +58,16 @@ def test_pending_reports_come_oldest_first(store):
     assert [r.report_id for r in store.pending_reports(limit=2)] == ["report-0000", "report-0001"]
 
 
+def test_pending_reports_stay_within_a_byte_budget(store):
+    sizes = [1000, 1000, 5000, 10]
+    for n, size in enumerate(sizes):
+        store.put_report(f"report-b{n:03d}", "agent", "a", at(n), b"x" * size)
+    assert [len(r.body) for r in store.pending_reports(max_bytes=2500)] == [1000, 1000]
+    assert [len(r.body) for r in store.pending_reports(max_bytes=10**6)] == sizes
+    # The oldest report always comes, even when it alone is over the budget: the log never stalls.
+    assert [len(r.body) for r in store.pending_reports(max_bytes=10)] == [1000]
+
+
 def test_mark_failed_takes_a_report_out_of_pending(store):
     a = store.put_report("report-000a", "agent", "a", at(0), body(1))
     store.put_report("report-000b", "agent", "a", at(1), body(2))
