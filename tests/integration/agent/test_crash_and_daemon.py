@@ -14,22 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.agent.conftest import agent_cli, stored_reports
 from tests.integration.lab import REPO, Collector
-
-from .test_delivery import agent_cli, stored_reports
-
-
-@pytest.fixture
-def collector(tmp_path):
-    c = Collector(tmp_path / "cmdb.sqlite").start()
-    yield c
-    assert c.stop() == 0, "".join(c.log)
-
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch):
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 class StallingProxy:

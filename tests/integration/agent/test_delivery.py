@@ -16,29 +16,14 @@ import pytest
 
 from agent.runner import flush_outbox, run_once
 from cmdb.backends import open_store
-from tests.integration.lab import Collector, fleetgraph
+from tests.integration.agent.conftest import agent_cli, stored_reports
+from tests.integration.lab import Collector
 from tests.unit.agent.conftest import RecordedContext
 from tests.unit.agent.fake_inventory import FakeMachine, fake_collectors
 
 NO_CHANGE_LIMIT = 2048  # bytes on the wire (gzip) of a run where nothing changed
 
 
-@pytest.fixture
-def collector(tmp_path):
-    c = Collector(tmp_path / "cmdb.sqlite").start()
-    yield c
-    assert c.stop() == 0, "".join(c.log)
-
-
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch):
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def agent_cli(collector_url: str, token: str, state_dir: Path, *extra: str, check: bool = True):
-    return fleetgraph("agent", "run", "--once", "--server", collector_url, "--state-dir", str(state_dir),
-                      *extra, env={"FLEETGRAPH_AGENT_TOKEN": token}, check=check)
 
 
 def dead_url() -> str:
@@ -47,17 +32,6 @@ def dead_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-def stored_reports(store_url: str) -> dict[str, dict]:
-    """{report_id: report JSON} of every report in the store (a report_id is unique there)."""
-    store = open_store(store_url)
-    try:
-        conn = store._reader()
-        rows = conn.execute("SELECT report_id, body FROM report ORDER BY seq").fetchall()
-    finally:
-        store.close()
-    return {report_id: json.loads(body) for report_id, body in rows}
 
 
 def history_rows(store_url: str) -> int:
