@@ -49,9 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def open_configured_store(config: Config) -> Store:
-    from cmdb.backends import open_store
+    """The configured store, for reading: a missing database file is an error, never created."""
+    from cmdb.backends import open_store, store_file
 
     try:
+        path = store_file(config.collector.store)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"no CMDB at {path} (start the collector once, or pass "
+                              "--store sqlite:///path/to/cmdb.sqlite)")
         return open_store(config.collector.store)
     except ValueError as exc:
         raise ConfigError(f"collector.store: {exc}") from None

@@ -34,6 +34,14 @@ def open_store(url: str) -> Store:
                      "sqlite:relative/path.sqlite or a bare path (a neo4j:// backend is planned)")
 
 
+def store_file(url: str) -> Path | None:
+    """The database file a store URL names (SQLite), or None for a server-backed store."""
+    match = _SCHEME.match(url)
+    if match is None or len(match[1]) == 1:
+        return Path(url)
+    return _sqlite_path(url) if match[1].lower() == "sqlite" else None
+
+
 def sqlite_url(path: str | Path) -> str:
     """The store URL of a SQLite file: sqlite:///abs/path (three slashes, then the absolute path)."""
     return "sqlite:///" + str(Path(path).resolve()).lstrip("/")
