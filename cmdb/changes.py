@@ -61,6 +61,21 @@ class RelationChange:
 
 
 @dataclass(slots=True)
+class SeenMark:
+    """One row of the staleness record (reconcile.staleness): what the scope (this change set's
+    source, `collector`, `subject`) last saw of a CI (rel_type == "") or of a relation (ci_id is its from
+    end). Written as given: missed 0 means stated by this run."""
+
+    collector: str
+    subject: str  # the CI the source reported about (the host)
+    ci_id: str
+    rel_type: str  # "" for a CI
+    to_ci: str  # "" for a CI
+    missed: int
+    last_seen_run: datetime  # the collected_at of the last complete run of the scope that saw it
+
+
+@dataclass(slots=True)
 class ChangeSet:
     provenance: Provenance
     created: list[NewCI] = field(default_factory=list)
@@ -76,11 +91,20 @@ class ChangeSet:
     relations_seen: list[tuple[str, str, str]] = field(default_factory=list)
     # every CI the report saw (new or existing): last_seen refreshed.
     seen: list[str] = field(default_factory=list)
+    # Scoped staleness (reconcile.staleness). CIs retired (`ci.retire`; their seen-by rows go) and
+    # retired CIs stated again (`ci.reactivate`); relations retire through `relations`.
+    retired: list[str] = field(default_factory=list)
+    reactivated: list[str] = field(default_factory=list)
+    # (collector, subject) scopes of this source whose complete (or unchanged) run this is: the
+    # scope's run stamp moves to observed_at. Rows of the scope with missed 0 count as seen then.
+    scope_runs: list[tuple[str, str]] = field(default_factory=list)
+    seen_marks: list[SeenMark] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
         """True when applying would record no history (only last-seen stamps would move)."""
-        return not (self.created or self.identifiers or self.attributes or self.relations)
+        return not (self.created or self.identifiers or self.attributes or self.relations
+                    or self.retired or self.reactivated)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -93,4 +117,7 @@ class ChangeSet:
             "relations_retired": sum(1 for r in self.relations if r.action == "retire"),
             "relations_seen": len(self.relations_seen),
             "seen": len(self.seen),
+            "retired": len(self.retired),
+            "reactivated": len(self.reactivated),
+            "seen_marks": len(self.seen_marks),
         }

@@ -69,13 +69,20 @@ class AgentConfig:
 
 
 @dataclass(slots=True)
+class ReconcileConfig:
+    retire_after_missed_runs: int = _opt(1, "retire a CI or relation after this many complete runs of the "
+                                            "collector that saw it no longer state it (1: at the next one)")
+
+
+@dataclass(slots=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     source: str | None = None  # the file it was read from, if any
 
 
-SECTIONS: dict[str, type] = {"collector": CollectorConfig, "agent": AgentConfig}
+SECTIONS: dict[str, type] = {"collector": CollectorConfig, "agent": AgentConfig, "reconcile": ReconcileConfig}
 
 
 def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:

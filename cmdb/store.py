@@ -87,13 +87,47 @@ class HistoryRow:
 
     seq: int
     ci_id: str
-    kind: Literal["ci.create", "attr.set", "attr.unset", "ident.add", "rel.add", "rel.retire"]
+    kind: Literal["ci.create", "attr.set", "attr.unset", "ident.add", "rel.add", "rel.retire",
+                  "ci.retire", "ci.reactivate"]
     name: str | None  # attribute name, identifier kind or relation type
     before: Any
     after: Any
     related_ci: str | None
     provenance: Provenance
     recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeKey:
+    """A staleness scope: one collector of one source, about one subject (the host CI: the
+    Computer an agent reports, a device a scanner reports) (reconcile.staleness)."""
+
+    source_kind: str
+    source_id: str
+    collector: str
+    subject: str
+
+
+@dataclass(slots=True)
+class SeenRecord:
+    """A scope saw a CI (rel_type == "") or a relation (ci_id is its from end); `missed` complete
+    runs of that scope have not stated it since `last_seen_run`."""
+
+    scope: ScopeKey
+    ci_id: str
+    rel_type: str
+    to_ci: str
+    missed: int
+    last_seen_run: datetime
+
+
+@dataclass(slots=True)
+class ScopeState:
+    """A scope's run stamp (None: never run) and everything it saw that is not retired."""
+
+    scope: ScopeKey
+    last_run: datetime | None
+    records: list[SeenRecord] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -209,6 +243,22 @@ class Store(Protocol):
 
     def relationships_among(self, ci_ids: Iterable[str]) -> list[Relationship]:
         """Active relationships with `from_ci` in ci_ids (the relations a report could re-state)."""
+
+    # -- reads of scoped staleness (reconcile.staleness), batched like the ones above ---------
+    def scope_states(self, source_kind: str, source_id: str, scopes: Iterable[tuple[str, str]],
+                     records_for: Iterable[str] | None = None) -> dict[tuple[str, str], ScopeState]:
+        """{(collector, subject): ScopeState} for each one named (last_run None: never run), with
+        its seen records only for the collectors in `records_for` (None: all) — a delta's
+        unchanged sections need their scope's stamp, not a record per item."""
+
+    def seen_records(self, ci_ids: Iterable[str]) -> list[SeenRecord]:
+        """Every scope's records of the CIs and of the relations from them."""
+
+    def retired_among(self, ci_ids: Iterable[str]) -> dict[str, datetime]:
+        """{ci_id: last_seen} of the retired CIs among ci_ids."""
+
+    def relationships_touching(self, ci_ids: Iterable[str]) -> list[Relationship]:
+        """Active relationships with either end in ci_ids."""
 
     # -- the one write path of reconcile --------------------------------------------------
     def apply(self, changes: ChangeSet, report_seq: int | None = None) -> ApplyResult:

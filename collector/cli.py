@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
                        help="serve HTTPS with this certificate chain (collector.tls_cert; needs --tls-key)")
     serve.add_argument("--tls-key", dest="collector__tls_key", metavar="PEM",
                        help="private key of --tls-cert (collector.tls_key)")
+    serve.add_argument("--retire-after-missed-runs", dest="reconcile__retire_after_missed_runs", type=int,
+                       metavar="N", help="complete runs that must miss a CI or relation before it is "
+                                         "retired (reconcile.retire_after_missed_runs)")
     serve.set_defaults(func=_serve)
 
     token = subparsers.add_parser("token", help="manage API tokens (create, list, revoke)",
@@ -77,7 +80,7 @@ def _store_flag(parser: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace, config: Any) -> int:
     from collector.server import serve
 
-    return serve(config.collector)
+    return serve(config.collector, retire_after_missed_runs=config.reconcile.retire_after_missed_runs)
 
 
 def _open(config: Any):

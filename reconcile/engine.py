@@ -6,9 +6,10 @@
 Reads per report, whatever its size: one `resolve_identifiers` per (class, kind), one
 `identifiers_of` for candidates of classes with exclusive kinds, one `current_attributes`, one
 `relationships_among`; a report with reference items adds the few reads of
-`reconcile.references`. Nothing is retired yet (scoped staleness is issue #5: the relation diff
-already lists what a report did not re-state). A delta report is read as statements about the
-items it carries and never removes anything (`merge.removals_allowed`).
+`reconcile.references`, and scoped staleness a few more (`reconcile.staleness`: what a complete
+run of a collector no longer states is retired, after `retire_after_missed_runs` such runs). A
+delta report is read as statements about the items it carries and never removes attribute values
+(`merge.removals_allowed`); the sections it carries are complete runs of their collectors.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from reconcile.identify import identify_items
 from reconcile.merge import diff_attributes, diff_relations, stated_relations
 from reconcile.references import resolve_references
 from reconcile.result import AnnotatedChangeSet
+from reconcile.staleness import compute_staleness
 
 
 def provenance_of(report: Report) -> Provenance:
@@ -31,7 +33,7 @@ def provenance_of(report: Report) -> Provenance:
     )
 
 
-def compute_changes(store: Store, report: Report) -> AnnotatedChangeSet:
+def compute_changes(store: Store, report: Report, retire_after_missed_runs: int = 1) -> AnnotatedChangeSet:
     """The change set that reconciling `report` would apply (reads the store, writes nothing)."""
     provenance = provenance_of(report)
     identification = identify_items(store, report)
@@ -44,6 +46,7 @@ def compute_changes(store: Store, report: Report) -> AnnotatedChangeSet:
     attributes = diff_attributes(report, identification, current, provenance)
     stated = list(dict.fromkeys(stated_relations(report, identification) + references.relations))
     relations = diff_relations(stated, store.relationships_among(existing) if existing else [])
+    staleness = compute_staleness(store, report, identification, stated, retire_after_missed_runs)
 
     return AnnotatedChangeSet(
         provenance=provenance,
@@ -52,18 +55,24 @@ def compute_changes(store: Store, report: Report) -> AnnotatedChangeSet:
         attributes=attributes.changes,
         confirmed=attributes.confirmed,
         measurements=attributes.measurements,
-        relations=relations.added,
+        relations=[r for r in relations.added if not staleness.stale & {r.from_ci, r.to_ci}]
+        + staleness.relations_retired,
         relations_seen=relations.seen,
         seen=seen,
+        retired=staleness.retired,
+        reactivated=staleness.reactivated,
+        scope_runs=staleness.scope_runs,
+        seen_marks=staleness.marks,
         conflicts=identification.conflicts,
         skipped=identification.skipped + references.skipped,
         ci_of_ref=identification.ci_of_ref,
     )
 
 
-def reconcile_report(store: Store, report: Report, report_seq: int | None = None) -> AnnotatedChangeSet:
+def reconcile_report(store: Store, report: Report, report_seq: int | None = None,
+                     retire_after_missed_runs: int = 1) -> AnnotatedChangeSet:
     """Compute the change set of `report` and apply it in one transaction (with `report_seq`,
     the stored report is marked reconciled in the same transaction). Returns what was applied."""
-    changes = compute_changes(store, report)
+    changes = compute_changes(store, report, retire_after_missed_runs)
     store.apply(changes, report_seq)
     return changes

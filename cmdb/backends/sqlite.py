@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
-from cmdb.backends import sqlite_enroll
+from cmdb.backends import sqlite_enroll, sqlite_staleness
 from cmdb.backends.sqlite_apply import write_change_set
 from cmdb.backends.sqlite_schema import decode_json, encode_json, from_micros, json_decode, migrate, to_micros
 from cmdb.changes import ChangeSet, Provenance
@@ -43,6 +43,8 @@ from cmdb.store import (
     PutResult,
     Relationship,
     ReportStatus,
+    ScopeState,
+    SeenRecord,
     StoredReport,
     TokenInfo,
     TokenPrincipal,
@@ -282,20 +284,24 @@ class SQLiteStore:
     def _attributes(self, conn: sqlite3.Connection, ci_ids: Iterable[str],
                     rows: _Rows) -> dict[str, dict[str, AttributeValue]]:
         out: dict[str, dict[str, AttributeValue]] = {}
-        # The hot read of reconcile: rows come grouped by CI, and a CI's attributes mostly share
-        # one provenance, so compare with the previous row's before looking the stamp up.
-        last: tuple = (None, None, None, None)
+        # The hot read of reconcile (~10k rows for one machine): rows come grouped by CI, and a
+        # CI's attributes mostly share one provenance, so compare with the previous row's before
+        # looking the stamp up, and switch the CI's dict only when the CI changes.
+        last_ci = last_observed = last_report = last_source = last_kind = None
+        attrs: dict[str, AttributeValue] = {}
         prov = None
+        decode, value_of, provenance = json_decode, AttributeValue, rows.provenance
         for marks, chunk in _in_chunks(ci_ids):
             for ci_id, name, value, kind, source_id, report_id, observed in conn.execute(
-                    f"SELECT {_ATTR_COLUMNS} FROM attribute WHERE ci_id IN ({marks})", chunk):
-                attrs = out.get(ci_id)
-                if attrs is None:
-                    attrs = out[ci_id] = {}
-                if observed != last[3] or report_id != last[2] or source_id != last[1] or kind != last[0]:
-                    last = (kind, source_id, report_id, observed)
-                    prov = rows.provenance(*last)
-                attrs[name] = AttributeValue(json_decode(value), prov)
+                    f"SELECT {_ATTR_COLUMNS} FROM attribute WHERE ci_id IN ({marks})", chunk).fetchall():
+                if ci_id != last_ci:
+                    last_ci = ci_id
+                    attrs = out.get(ci_id) or out.setdefault(ci_id, {})
+                if (observed != last_observed or report_id != last_report or source_id != last_source
+                        or kind != last_kind):
+                    last_observed, last_report, last_source, last_kind = observed, report_id, source_id, kind
+                    prov = provenance(kind, source_id, report_id, observed)
+                attrs[name] = value_of(decode(value), prov)
         return out
 
     def identifiers_of(self, ci_ids: Iterable[str]) -> dict[str, list[Identifier]]:
@@ -331,12 +337,40 @@ class SQLiteStore:
 
     def relationships_among(self, ci_ids: Iterable[str]) -> list[Relationship]:
         rows, out = _Rows(), []
+        # As in _attributes: a report's relations share their stamps, so only a row whose stamp
+        # differs from the previous row's goes through the shared-object lookups.
+        last: tuple = ()
+        first = last_seen = prov = None
         with self._snapshot() as conn:
             for marks, chunk in _in_chunks(ci_ids):
-                out.extend(rows.relationship(r) for r in conn.execute(
-                    f"SELECT {_REL_COLUMNS} FROM relationship WHERE from_ci IN ({marks}) AND state = 'active'",
-                    chunk))
+                for row in conn.execute(
+                        f"SELECT {_REL_COLUMNS} FROM relationship WHERE from_ci IN ({marks}) AND state = 'active'",
+                        chunk).fetchall():
+                    if row[4:] != last:
+                        last = row[4:]
+                        first, last_seen = rows.time(row[4]), rows.time(row[5])
+                        prov = rows.provenance(row[6], row[7], row[8], row[9])
+                    out.append(Relationship(row[0], row[1], row[2], row[3], first, last_seen, prov))
         return out
+
+    # -- reads of scoped staleness (cmdb.backends.sqlite_staleness) ------------------------
+    def scope_states(self, source_kind: str, source_id: str, scopes: Iterable[tuple[str, str]],
+                     records_for: Iterable[str] | None = None) -> dict[tuple[str, str], ScopeState]:
+        with self._snapshot() as conn:
+            return sqlite_staleness.scope_states(conn, source_kind, source_id, scopes, records_for)
+
+    def seen_records(self, ci_ids: Iterable[str]) -> list[SeenRecord]:
+        with self._snapshot() as conn:
+            return sqlite_staleness.seen_records(conn, ci_ids, _in_chunks)
+
+    def retired_among(self, ci_ids: Iterable[str]) -> dict[str, datetime]:
+        with self._snapshot() as conn:
+            return sqlite_staleness.retired_among(conn, ci_ids, _in_chunks)
+
+    def relationships_touching(self, ci_ids: Iterable[str]) -> list[Relationship]:
+        with self._snapshot() as conn:
+            return sqlite_staleness.relationships_touching(conn, ci_ids, _in_chunks, _REL_COLUMNS,
+                                                           _Rows().relationship)
 
     # -- the one write path of reconcile --------------------------------------------------
     def apply(self, changes: ChangeSet, report_seq: int | None = None) -> ApplyResult:

@@ -61,6 +61,22 @@ _RETIRE_REL = ("UPDATE relationship SET state = 'retired' "
 _SEE_REL = "UPDATE relationship SET last_seen = max(last_seen, ?1) WHERE from_ci = ?2 AND type = ?3 AND to_ci = ?4"
 _SEE_CI = "UPDATE ci SET last_seen = max(last_seen, ?1) WHERE id = ?2"
 
+# Scoped staleness (reconcile.staleness): scope stamps, seen-by rows, CI state changes.
+_UPSERT_SCOPE = ("INSERT INTO scope (source_kind, source_id, collector, subject, last_run) "
+                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_kind, source_id, collector, subject) DO UPDATE SET "
+                 "last_run = max(last_run, excluded.last_run)")
+_UPSERT_SEEN = (
+    "INSERT INTO seen_by (scope_id, ci_id, rel_type, to_ci, last_seen_run, missed) "
+    "VALUES ((SELECT id FROM scope WHERE source_kind = ?1 AND source_id = ?2 AND collector = ?3 "
+    "AND subject = ?9), ?4, ?5, ?6, ?7, ?8) ON CONFLICT (scope_id, ci_id, rel_type, to_ci) DO UPDATE SET "
+    "last_seen_run = excluded.last_seen_run, missed = excluded.missed")
+_HISTORY_CI_STATE = _HISTORY_COLUMNS + (
+    "SELECT id, ?2, NULL, '\"' || state || '\"', ?3, NULL, ?4, ?5, ?6, ?7, ?8 "
+    "FROM ci WHERE id = ?1 AND state IS NOT ?9")
+_SET_CI_STATE = "UPDATE ci SET state = ?2 WHERE id = ?1 AND state IS NOT ?2"
+_UNSEE_CI = "DELETE FROM seen_by WHERE ci_id = ? AND rel_type = '' AND to_ci = ''"
+_UNSEE_REL = "DELETE FROM seen_by WHERE ci_id = ? AND rel_type = ? AND to_ci = ?"
+
 _MARK_RECONCILED = ("UPDATE report SET status = 'reconciled', reconciled_at = ?, error = NULL "
                     "WHERE seq = ? AND status IN ('pending', 'failed')")
 
@@ -150,7 +166,34 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
     if changes.seen:
         conn.executemany(_SEE_CI, [(observed, ci_id) for ci_id in dict.fromkeys(changes.seen)])
 
+    history += _write_staleness(conn, changes, observed, tail)
     return ApplyResult(history_rows=history, created=len(changes.created))
+
+
+def _write_staleness(conn: sqlite3.Connection, changes: ChangeSet, observed: int, tail: tuple) -> int:
+    """Scope stamps and seen-by rows, then CI state changes with their history rows; the seen-by
+    rows of what retires go (a CI or relation stated again starts a fresh record)."""
+    source = tail[:2]
+    if changes.scope_runs:
+        conn.executemany(_UPSERT_SCOPE, [(*source, *scope, observed) for scope in dict.fromkeys(changes.scope_runs)])
+    if changes.seen_marks:
+        conn.executemany(_UPSERT_SEEN, [(*source, m.collector, m.ci_id, m.rel_type, m.to_ci,
+                                         to_micros(m.last_seen_run), m.missed, m.subject)
+                                        for m in changes.seen_marks])
+    history = 0
+    for ci_ids, state in ((changes.reactivated, "active"), (changes.retired, "retired")):
+        if ci_ids:
+            ids = list(dict.fromkeys(ci_ids))
+            kind = "ci.reactivate" if state == "active" else "ci.retire"
+            history += conn.executemany(_HISTORY_CI_STATE, [(ci_id, kind, f'"{state}"', *tail, state)
+                                                            for ci_id in ids]).rowcount
+            conn.executemany(_SET_CI_STATE, [(ci_id, state) for ci_id in ids])
+    if changes.retired:
+        conn.executemany(_UNSEE_CI, [(ci_id,) for ci_id in dict.fromkeys(changes.retired)])
+    retired_relations = [(r.from_ci, r.type, r.to_ci) for r in changes.relations if r.action == "retire"]
+    if retired_relations:
+        conn.executemany(_UNSEE_REL, retired_relations)
+    return history
 
 
 def _claim_identifiers(conn: sqlite3.Connection, claims: list[IdentifierClaim], observed: int,

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -176,7 +176,65 @@ _V3 = (
     "CREATE UNIQUE INDEX enrollment_token_live_name ON enrollment_token (name) WHERE revoked_at IS NULL",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4 = (
+    # Scoped staleness (reconcile.staleness). A scope is one collector of one source about one
+    # subject (the host CI the report is about); `last_run` is
+    # the collected_at of its last complete (or unchanged) run, and a row of seen_by with missed 0
+    # was stated by that run: a complete run that re-states everything writes one scope row, not
+    # one row per item.
+    """CREATE TABLE scope (
+        id          INTEGER PRIMARY KEY,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        collector   TEXT NOT NULL,
+        subject     TEXT NOT NULL REFERENCES ci (id),
+        last_run    INTEGER NOT NULL,
+        UNIQUE (source_kind, source_id, collector, subject)
+    )""",
+    # What a scope saw: a CI (rel_type = '' and to_ci = '') or a relation (ci_id is its from end).
+    # last_seen_run is written when a row is stated again after a miss, or first missed; while
+    # missed = 0 the scope's last_run is the row's last sighting. Rows go when their CI or relation
+    # retires.
+    """CREATE TABLE seen_by (
+        scope_id      INTEGER NOT NULL REFERENCES scope (id),
+        ci_id         TEXT NOT NULL REFERENCES ci (id),
+        rel_type      TEXT NOT NULL,
+        to_ci         TEXT NOT NULL,
+        last_seen_run INTEGER NOT NULL,
+        missed        INTEGER NOT NULL CHECK (missed >= 0),
+        PRIMARY KEY (scope_id, ci_id, rel_type, to_ci)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX seen_by_key ON seen_by (ci_id, rel_type, to_ci)",
+    # History gains ci.retire and ci.reactivate. SQLite cannot change a CHECK in place: the table
+    # is copied (seq values kept), and its indexes and append-only triggers are made again.
+    """CREATE TABLE history_v4 (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        kind        TEXT NOT NULL CHECK (kind = 'ci.create' OR kind = 'attr.set' OR kind = 'attr.unset'
+                           OR kind = 'ident.add' OR kind = 'rel.add' OR kind = 'rel.retire'
+                           OR kind = 'ci.retire' OR kind = 'ci.reactivate'),
+        name        TEXT,
+        before      TEXT,
+        after       TEXT,
+        related_ci  TEXT,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        report_id   TEXT,
+        observed_at INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL
+    )""",
+    "INSERT INTO history_v4 SELECT * FROM history ORDER BY seq",
+    "DROP TABLE history",  # drops its indexes and triggers first, so no trigger fires
+    "ALTER TABLE history_v4 RENAME TO history",
+    "CREATE INDEX history_by_ci ON history (ci_id, seq)",
+    "CREATE INDEX history_by_related_ci ON history (related_ci, seq) WHERE related_ci IS NOT NULL",
+    """CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+       BEGIN SELECT RAISE(ABORT, 'history is append-only: its rows cannot be updated'); END""",
+    """CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+       BEGIN SELECT RAISE(ABORT, 'history is append-only: its rows cannot be deleted'); END""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -249,7 +249,7 @@ def test_a_dependent_item_without_a_host_is_skipped_with_a_reason(store):
 
 # -- packages -----------------------------------------------------------------------------------
 
-def test_a_removed_package_is_left_alone_and_an_upgraded_one_changes(store):
+def test_a_removed_package_is_retired_and_an_upgraded_one_changes(store):
     first = reconcile_report(store, machine_report(packages={"bash": "5.2.15-2", "coreutils": "9.1-1"}))
     bash = first.ci_of_ref["pkg:deb:bash:amd64"]
     changes = reconcile_report(store, machine_report(packages={"coreutils": "9.4-3"}))
@@ -257,11 +257,11 @@ def test_a_removed_package_is_left_alone_and_an_upgraded_one_changes(store):
     assert coreutils == first.ci_of_ref["pkg:deb:coreutils:amd64"]
     assert [(a.ci_id, a.name, a.before, a.after) for a in changes.attributes] == [
         (coreutils, "version", "9.1-1", "9.4-3")]
-    # retiring what a report no longer states is scoped staleness (issue #5): nothing retired yet
-    assert bash not in changes.seen
-    assert not [r for r in changes.relations if bash in (r.from_ci, r.to_ci)]
-    assert not [r for r in changes.relations_seen if bash in r[1:]]
-    assert store.get_ci(bash).state == "active" and store.count_cis()["SoftwareInstall"] == 2
+    # the complete software run no longer states bash: retired with its relations (reconcile.staleness)
+    assert bash not in changes.seen and changes.retired == [bash]
+    assert {(r.type, r.action) for r in changes.relations if bash in (r.from_ci, r.to_ci)} == {
+        ("INSTALLED_ON", "retire"), ("INSTANCE_OF", "retire")}
+    assert store.get_ci(bash).state == "retired" and store.count_cis()["SoftwareInstall"] == 1
 
 
 def test_a_report_is_read_in_batches_not_per_item(counting_store):
