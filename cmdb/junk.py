@@ -74,6 +74,20 @@ def clean_mac(value: str | None) -> str | None:
     return ":".join(hexdigits[i:i + 2] for i in range(0, 12, 2))
 
 
+# Addresses that drivers give every machine alike: the same MAC on thousands of hosts.
+_SHARED_MACS = frozenset({
+    "00:05:9a:3c:7a:00",  # Cisco AnyConnect virtual adapter
+    "00:05:9a:3c:78:00",  # Cisco AnyConnect (older clients)
+    "20:41:53:59:4e:ff",  # Windows RAS async adapter ("ASYN" in its bytes)
+    "50:50:54:50:30:30",  # Windows WAN miniport ("PPTP00")
+    "33:50:6f:45:30:30",  # Windows WAN miniport IPv6 ("3PoE00")
+    "00:53:45:00:00:00",  # Windows WAN miniport (IP)
+    "02:00:4c:4f:4f:50",  # Microsoft loopback adapter ("LOOP")
+})
+
+
 def is_identity_mac(mac: str) -> bool:
-    """A MAC fit to identify a machine: universally administered (not a software-made address)."""
-    return not (int(mac[:2], 16) & 0x02)
+    """A MAC fit to identify a machine: universally administered (not a software-made address),
+    not a group address, and not one of the fixed addresses virtual adapters share."""
+    first = int(mac[:2], 16)
+    return not (first & 0x03) and mac not in _SHARED_MACS

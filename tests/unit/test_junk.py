@@ -72,3 +72,9 @@ def test_every_placeholder_serial_in_the_corpora_is_junk():
                 assert not is_junk(value), (dump.name, value)
                 seen_real += 1
     assert seen_junk > 5 and seen_real > 20
+
+
+@pytest.mark.parametrize("mac", ["00:05:9a:3c:7a:00", "20:41:53:59:4e:ff", "50:50:54:50:30:30",
+                                 "01:00:5e:00:00:fb", "33:50:6f:45:30:30"])
+def test_shared_and_group_macs_never_identify(mac):
+    assert clean_mac(mac) == mac and not is_identity_mac(mac)
