@@ -95,6 +95,8 @@ class IdentifierResolver:
 
     @staticmethod
     def _keyed_rules(item: Item, prefix: str) -> KeyedRules:
+        if not prefix:
+            return [(rule, rule.key_values(item)) for rule in rules_for(item.class_)]
         return [(rule, tuple(prefix + v for v in rule.key_values(item))) for rule in rules_for(item.class_)]
 
     def _read_bindings(self, keyed: list[tuple[Item, KeyedRules]],
@@ -156,8 +158,12 @@ class IdentifierResolver:
         """The CI of the first rule that points at exactly one CI not contradicted by a stronger
         exclusive kind; the candidates it passed over are noted in `refused`."""
         for position, (rule, values) in enumerate(rules):
-            owners = list(dict.fromkeys(
-                o for v in values if (o := self._owner(item.class_, rule.kind, v, bound))))
+            if len(values) == 1:  # the common case, without building the owner set
+                owner = self._owner(item.class_, rule.kind, values[0], bound)
+                owners = [owner] if owner else []
+            else:
+                owners = list(dict.fromkeys(
+                    o for v in values if (o := self._owner(item.class_, rule.kind, v, bound))))
             if not owners:
                 continue
             if len(owners) > 1:

@@ -77,29 +77,41 @@ class AttributeDiff:
 def diff_attributes(report: Report, identification: Identification,
                     current: dict[str, dict[str, AttributeValue]], provenance: Provenance) -> AttributeDiff:
     diff = AttributeDiff()
+    changes_, measurements, confirmed = diff.changes, diff.measurements, diff.confirmed
+    observed_at, source_kind = provenance.observed_at, provenance.source_kind
     items_by_ref = {item.ref: item for item in report.items}
+    measured_of: dict[str, frozenset[str]] = {}
+    no_values: dict[str, AttributeValue] = {}
+    # The hot loop of a no-change report (every stated value confirmed): report_value_wins and
+    # same_json_value are inlined for the common case, a stored value as recent as the report's
+    # of the same plain type.
     for ci_id, ref in identification.attribute_ref_of_ci.items():
         item = items_by_ref[ref]
-        measured = CI_CLASSES[item.class_].measurements
-        stored = {name: v for name, v in current.get(ci_id, {}).items() if v.value is not None}
+        measured = measured_of.get(item.class_)
+        if measured is None:
+            measured = measured_of[item.class_] = frozenset(CI_CLASSES[item.class_].measurements)
+        stored = current.get(ci_id, no_values)
         stated = stated_attributes(item)
         for name, value in stated.items():
             old = stored.get(name)
-            changes = diff.measurements if name in measured else diff.changes
-            if old is None:
-                changes.append(AttributeChange(ci_id, name, None, value))
-            elif not report_value_wins(old, provenance):
+            if old is None or old.value is None:
+                (measurements if name in measured else changes_).append(AttributeChange(ci_id, name, None, value))
                 continue
-            elif same_json_value(old.value, value):
-                diff.confirmed.append((ci_id, name))
+            if old.provenance.observed_at > observed_at:  # not report_value_wins
+                continue
+            stored_value = old.value
+            if (stored_value == value and type(stored_value) is type(value) and type(value) in _PLAIN_TYPES
+                    or same_json_value(stored_value, value)):
+                confirmed.append((ci_id, name))
             else:
-                changes.append(AttributeChange(ci_id, name, old.value, value))
-        if not removals_allowed(report, item):
-            continue
+                (measurements if name in measured else changes_).append(
+                    AttributeChange(ci_id, name, stored_value, value))
+        if len(stated) == len(stored) and stated.keys() == stored.keys() or not removals_allowed(report, item):
+            continue  # every stored name is stated: nothing to remove
         for name, old in stored.items():
-            if (name not in stated and old.provenance.source_kind == provenance.source_kind
+            if (old.value is not None and name not in stated and old.provenance.source_kind == source_kind
                     and report_value_wins(old, provenance)):
-                changes = diff.measurements if name in measured else diff.changes
+                changes = measurements if name in measured else changes_
                 changes.append(AttributeChange(ci_id, name, old.value, None))
     return diff
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from cmdb.junk import clean, clean_mac, clean_uuid, is_identity_mac
@@ -63,9 +64,18 @@ def _unique(values: list[str | None]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
 
 
+# A machine re-sends the same identifier values every run (a package name, a service name):
+# remembering the cleaned form saves the junk checks of a whole report.
+_clean_remembered = lru_cache(maxsize=1 << 16)(clean)
+
+
 def plain_keys(kind: str) -> KeyExtractor:
     def keys(item: Item) -> tuple[str, ...]:
-        return _unique([clean(v) for v in identifier_values(item, kind)])
+        raw = item.identifiers.get(kind)
+        if isinstance(raw, str):  # the common case: one value
+            value = _clean_remembered(raw)
+            return (value,) if value else ()
+        return _unique([_clean_remembered(v) for v in identifier_values(item, kind)])
     return keys
 
 
