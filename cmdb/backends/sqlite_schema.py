@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -234,7 +234,22 @@ _V4 = (
        BEGIN SELECT RAISE(ABORT, 'history is append-only: its rows cannot be deleted'); END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5 = (
+    # Every source's latest value of every attribute, the winners and the losers: the precedence
+    # table picks the current value from these, and an auditor can see what each source says.
+    """CREATE TABLE observation (
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        name        TEXT NOT NULL,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        report_id   TEXT,
+        observed_at INTEGER NOT NULL,
+        PRIMARY KEY (ci_id, name, source_kind, source_id)
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
