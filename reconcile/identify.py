@@ -7,11 +7,17 @@ then dependent ones (Interface, IPAddress, SoftwareInstall, ...), whose keys are
 of their host CI ("<host ci id>/<value>"), the first non-dependent CI up their scope relations.
 Within a pass items are taken in report order; a value claimed by an earlier item of the same
 report counts as bound, so two items with one key resolve to one CI.
+
+The policy is data in `reconcile.rules`: a weak key (WEAK_KINDS) matches only when unique on both
+sides, which costs one `shared_identifiers` read per (class, weak kind) with bound values; a key
+with other spellings (EQUIVALENT_SPELLINGS: a byte-swapped UUID) looks them up in the same
+`resolve_identifiers` call; a source barred from creating a class (BARRED_FROM_CREATING) has its
+unmatched items of that class skipped, and the items scoped by them with them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from cmdb.changes import IdentifierClaim, NewCI
@@ -20,13 +26,14 @@ from cmdb.model import CI_CLASSES
 from cmdb.report import Item, Report
 from cmdb.store import Store
 from reconcile.result import ConflictReason, IdentifierConflict, SkippedItem
-from reconcile.rules import IdentificationRule, rules_for
+from reconcile.rules import IdentificationRule, may_create, rules_for
 
 # How far up scope relations a dependent item may be from its host (IP -> interface -> host is 2).
 MAX_SCOPE_DEPTH = 8
 
 KeyedRules = list[tuple[IdentificationRule, tuple[str, ...]]]
 Bindings = dict[tuple[str, str], dict[str, str]]  # (class, kind) -> {value: ci id} in the store
+Shared = dict[tuple[str, str], dict[str, set[str]]]  # (class, weak kind) -> {value: active sharers}
 
 
 @dataclass(slots=True)
@@ -38,6 +45,8 @@ class Identification:
     claims: list[IdentifierClaim] = field(default_factory=list)
     conflicts: list[IdentifierConflict] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
+    # weak values an item's CI states while another CI holds them (ChangeSet.shared_identifiers)
+    shared: list[IdentifierClaim] = field(default_factory=list)
     host_of_ref: dict[str, str] = field(default_factory=dict)  # dependent ref -> host CI id
 
     @property
@@ -77,9 +86,13 @@ def find_host_ref(item: Item, items_by_ref: dict[str, Item],
 class IdentifierResolver:
     """Resolves items to CI ids against the store plus the claims made earlier in this report."""
 
-    def __init__(self, store: Store, outcome: Identification):
+    def __init__(self, store: Store, outcome: Identification, source_kind: str = "agent"):
         self.store = store
         self.outcome = outcome
+        self.source_kind = source_kind
+        # Per batch: the active sharers of bound weak values, and how many items state each value.
+        self.shared: Shared = {}
+        self.stated: Counter[tuple[str, str, str]] = Counter()
         # (class, kind, value) -> ci id, for values claimed by this report (not in the store yet)
         self.claimed_here: dict[tuple[str, str, str], str] = {}
         self.claimed_by_ci: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -89,6 +102,9 @@ class IdentifierResolver:
         (`new_hosts`) cannot be in the store yet, so they are not looked up."""
         keyed = [(item, self._keyed_rules(item, prefix)) for item, prefix in items]
         bound = self._read_bindings(keyed, new_hosts)
+        self.shared = self._read_shared(keyed, bound)
+        self.stated = Counter((item.class_, rule.kind, v) for item, rules in keyed
+                              for rule, values in rules if rule.weak for v in values)
         known = self._read_candidate_identifiers(keyed, bound)
         for item, rules in keyed:
             self._identify_item(item, rules, bound, known)
@@ -104,11 +120,23 @@ class IdentifierResolver:
         wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
         for item, rules in keyed:
             for rule, values in rules:
-                wanted[(item.class_, rule.kind)].update(
-                    v for v in values if not new_hosts or v.partition("/")[0] not in new_hosts)
+                lookup = [v for v in values if not new_hosts or v.partition("/")[0] not in new_hosts]
+                if rule.equivalents:
+                    lookup += [e for v in lookup for e in rule.equivalents(v)]
+                wanted[(item.class_, rule.kind)].update(lookup)
         return {(ci_class, kind): (self.store.resolve_identifiers(ci_class, kind, sorted(values))
                                    if values else {})
                 for (ci_class, kind), values in wanted.items()}
+
+    def _read_shared(self, keyed: list[tuple[Item, KeyedRules]], bound: Bindings) -> Shared:
+        """The active sharers of the weak values of the batch that are bound to a CI."""
+        wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for item, rules in keyed:
+            for rule, values in rules:
+                if rule.weak and (lookup := bound.get((item.class_, rule.kind))):
+                    wanted[(item.class_, rule.kind)].update(v for v in values if v in lookup)
+        return {(ci_class, kind): self.store.shared_identifiers(ci_class, kind, sorted(values))
+                for (ci_class, kind), values in wanted.items() if values}
 
     def _read_candidate_identifiers(self, keyed: list[tuple[Item, KeyedRules]], bound: Bindings,
                                     ) -> dict[str, dict[str, set[str]]]:
@@ -120,7 +148,7 @@ class IdentifierResolver:
                 continue
             for rule, values in rules:
                 lookup = bound.get((item.class_, rule.kind), {})
-                candidates.update(lookup[v] for v in values if v in lookup)
+                candidates.update(lookup[v] for v in _with_equivalents(rule, values) if v in lookup)
         if not candidates:
             return {}
         known: dict[str, dict[str, set[str]]] = {}
@@ -135,11 +163,31 @@ class IdentifierResolver:
         owner = bound.get((ci_class, kind), {}).get(value)
         return owner or self.claimed_here.get((ci_class, kind, value))
 
+    def _rule_owner(self, ci_class: str, rule: IdentificationRule, value: str, bound: Bindings) -> str | None:
+        """The CI holding the value, else one holding another spelling of it (exact spelling first)."""
+        owner = self._owner(ci_class, rule.kind, value, bound)
+        if owner is None and rule.equivalents:
+            owner = next((o for e in rule.equivalents(value)
+                          if (o := self._owner(ci_class, rule.kind, e, bound))), None)
+        return owner
+
+    def _weak_unique(self, ci_class: str, kind: str, value: str, owner: str) -> bool:
+        """Unique on both sides: one item of the report states it, and no active CI but its holder."""
+        if self.stated[(ci_class, kind, value)] > 1:
+            return False
+        return not (self.shared.get((ci_class, kind), {}).get(value, set()) - {owner})
+
     def _identify_item(self, item: Item, rules: KeyedRules, bound: Bindings,
                        known: dict[str, dict[str, set[str]]]) -> None:
         refused: list[tuple[ConflictReason, str, str, str]] = []  # (reason, other ci, kind, values)
         ci_id = self._match_first_rule(item, rules, bound, known, refused)
         outcome = self.outcome
+        if ci_id is None and not may_create(self.source_kind, item.class_):
+            why = "".join(f"; {kind}={values!r}: {reason}" for reason, _, kind, values in refused)
+            outcome.skipped.append(SkippedItem(
+                item.ref, item.class_, f"matched no CI, and a {self.source_kind} report may not create a "
+                                       f"{item.class_}: it only enriches CIs it matches uniquely{why}"))
+            return
         if ci_id is None:
             ci_id = new_ci_id()
             outcome.created.append(NewCI(ci_id, item.class_))
@@ -159,11 +207,17 @@ class IdentifierResolver:
         exclusive kind; the candidates it passed over are noted in `refused`."""
         for position, (rule, values) in enumerate(rules):
             if len(values) == 1:  # the common case, without building the owner set
-                owner = self._owner(item.class_, rule.kind, values[0], bound)
-                owners = [owner] if owner else []
+                owner = self._rule_owner(item.class_, rule, values[0], bound)
+                owned = [(values[0], owner)] if owner else []
             else:
-                owners = list(dict.fromkeys(
-                    o for v in values if (o := self._owner(item.class_, rule.kind, v, bound))))
+                owned = [(v, o) for v in values if (o := self._rule_owner(item.class_, rule, v, bound))]
+            if rule.weak and owned:
+                ambiguous = [(v, o) for v, o in owned if not self._weak_unique(item.class_, rule.kind, v, o)]
+                if ambiguous:
+                    refused.append(("weak_key_not_unique", ambiguous[0][1], rule.kind,
+                                    ", ".join(v for v, _ in ambiguous)))
+                    owned = [pair for pair in owned if pair not in ambiguous]
+            owners = list(dict.fromkeys(o for _, o in owned))
             if not owners:
                 continue
             if len(owners) > 1:
@@ -185,15 +239,19 @@ class IdentifierResolver:
             if not (rule.exclusive and values):
                 continue
             theirs = known.get(candidate, {}).get(rule.kind, set()) | self.claimed_by_ci[candidate][rule.kind]
-            if theirs and theirs.isdisjoint(values):
+            if theirs and theirs.isdisjoint(_with_equivalents(rule, values)):
                 return rule
         return None
 
     def _claim_unbound(self, item: Item, ci_id: str, rules: KeyedRules, bound: Bindings) -> None:
-        """Bind every clean identifier of the item that is bound to nothing; never steal one."""
+        """Bind every clean identifier of the item that is bound to nothing; never steal one. A value
+        whose other spelling the CI holds is not claimed; a weak value another CI holds is shared."""
         for rule, values in rules:
             for value in values:
                 owner = self._owner(item.class_, rule.kind, value, bound)
+                if owner is None and rule.equivalents and ci_id == self._rule_owner(
+                        item.class_, rule, value, bound):
+                    continue  # the CI holds the same key spelt the other way
                 if owner is None:
                     self.outcome.claims.append(IdentifierClaim(ci_id, item.class_, rule.kind, value))
                     self.claimed_here[(item.class_, rule.kind, value)] = ci_id
@@ -201,12 +259,20 @@ class IdentifierResolver:
                 elif owner != ci_id:
                     self.outcome.conflicts.append(IdentifierConflict(
                         "identifier_bound_elsewhere", item.ref, item.class_, ci_id, owner, rule.kind, value))
+                    if rule.weak and ci_id not in self.shared.get((item.class_, rule.kind), {}).get(value, ()):
+                        self.outcome.shared.append(IdentifierClaim(ci_id, item.class_, rule.kind, value))
+
+
+def _with_equivalents(rule: IdentificationRule, values: tuple[str, ...]) -> tuple[str, ...]:
+    if not rule.equivalents:
+        return values
+    return values + tuple(e for v in values for e in rule.equivalents(v))
 
 
 def identify_items(store: Store, report: Report) -> Identification:
     """Resolve every item of the report to an existing CI or a new one (reads only)."""
     outcome = Identification()
-    resolver = IdentifierResolver(store, outcome)
+    resolver = IdentifierResolver(store, outcome, report.source.kind)
     # References (Item.reference) point at CIs the source does not own: they are never identified
     # here (no CI, no claim, no attributes); reconcile.references resolves the relations to them.
     roots = [item for item in report.items if not item.reference and not CI_CLASSES[item.class_].is_dependent]
@@ -220,6 +286,10 @@ def identify_items(store: Store, report: Report) -> Identification:
             continue
         host_ref = find_host_ref(item, items_by_ref, parents)
         host_id = outcome.ci_of_ref.get(host_ref) if host_ref else None
+        if host_id is None and host_ref is not None:
+            outcome.skipped.append(SkippedItem(
+                item.ref, item.class_, f"its host {host_ref} was not placed on a CI (skipped)"))
+            continue
         if host_id is None:
             scopes = " or ".join(f"{s.rel_type} ({s.dependent_end} end)"
                                  for s in CI_CLASSES[item.class_].scope)

@@ -21,6 +21,9 @@ ConflictReason = Literal[
     "candidate_contradicted",
     # two items of one report resolved to the same CI: the first item's attributes count
     "duplicate_item",
+    # a weak key (hostname, FQDN: reconcile.rules WEAK_KINDS) held by several CIs or stated by
+    # several items of the report: that rule matched nothing
+    "weak_key_not_unique",
 ]
 
 
@@ -47,6 +50,9 @@ class IdentifierConflict:
                                       f"resolved to {self.ci_id}",
             "duplicate_item": f"{self.ci_class} {self.item_ref}: resolved to {self.ci_id} like an "
                               f"earlier item of the report; its attributes are ignored",
+            "weak_key_not_unique": f"{self.ci_class} {self.item_ref}: {what} is a weak key held by "
+                                   f"several CIs (one is {self.other_ci_id}) or stated by several "
+                                   f"items; not identified by it, resolved to {self.ci_id}",
         }[self.reason]
 
 

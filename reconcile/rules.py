@@ -23,6 +23,24 @@ Decisions worth knowing before changing a rule:
   neither by MAC (ambiguous), and the engine notes it.
 - **Dependent classes** (model `scope`): the rules give raw values; the engine prefixes them with
   the id of the host CI ("<host ci id>/<value>"), so eth0 of one host never meets eth0 of another.
+- **System UUID byte order** (`EQUIVALENT_SPELLINGS`): SMBIOS before 2.6 left the byte order of
+  the first three UUID fields open, and readers still differ (old dmidecode, some WMI paths read
+  4c4c4544-0039-3510-... where dmidecode >= 2.10 reads 44454c4c-3900-1035-...). A UUID matches a
+  CI holding it in either order, the exact spelling first; the swapped spelling is only another
+  way to read the same key, so a stronger exclusive key (manufacturer + serial) that differs still
+  refuses the match (two machines whose UUIDs collide once swapped stay two), and a CI holding one
+  spelling does not also claim the other.
+- **Weak kinds** (`WEAK_KINDS`): names anyone can give any machine. A weak key matches only when
+  it is unique on both sides: exactly one CI holds it (the CI it is bound to, and no *active* CI
+  recorded as sharing it) and the report states it for exactly one item of the class. The store
+  binds a value to one CI only; a second CI stating a weak value bound elsewhere is recorded as
+  sharing it (`Store.shared_identifiers`), which makes the value ambiguous for weak matching until
+  the sharers are retired. A retired holder with an active sharer stays ambiguous too: the name is
+  not handed over on a guess.
+- **Sources barred from creating** (`BARRED_FROM_CREATING`): a source that sees a host only from
+  the network (nmap: an address, a reverse-DNS name, open ports) enriches the CI it matches and
+  creates no host CI: its items that match none are skipped with a note, and what hangs off them
+  with them. It still creates the dependent CIs (an address, a service) of a host it matched.
 """
 
 from __future__ import annotations
@@ -48,6 +66,10 @@ class IdentificationRule:
     # A CI holds one value of an exclusive kind for life: an item and a candidate that both carry
     # one, and differ, are different CIs whatever a weaker rule says.
     exclusive: bool = False
+    # A weak key matches only when unique on both sides (see WEAK_KINDS).
+    weak: bool = False
+    # Other spellings of one key value, looked up with it (see EQUIVALENT_SPELLINGS); None: none.
+    equivalents: Callable[[str], tuple[str, ...]] | None = None
 
 
 # -- reading identifier values ---------------------------------------------------------------
@@ -134,6 +156,21 @@ def system_uuid_keys(item: Item) -> tuple[str, ...]:
     return _unique([clean_uuid(v) for v in identifier_values(item, "system_uuid")])
 
 
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def uuid_byte_swapped(value: str) -> tuple[str, ...]:
+    """The same SMBIOS UUID read in the other byte order: its first three fields (time_low, time_mid,
+    time_hi) byte-reversed. () when the value is no canonical UUID or reads the same both ways."""
+    if not _CANONICAL_UUID.match(value):
+        return ()
+    fields = value.split("-")
+    for i in range(3):
+        fields[i] = "".join(reversed([fields[i][j:j + 2] for j in range(0, len(fields[i]), 2)]))
+    swapped = "-".join(fields)
+    return () if swapped == value else (swapped,)
+
+
 def identity_mac_keys(kind: str) -> KeyExtractor:
     def keys(item: Item) -> tuple[str, ...]:
         macs = (clean_mac(v) for v in identifier_values(item, kind))
@@ -190,13 +227,53 @@ _KEY_BY_KIND: dict[str, KeyExtractor] = {
 }
 _EXCLUSIVE_KINDS = {"serial", "system_uuid"}
 
+# Per class, the identifier kinds that are *weak*: names that DNS, DHCP, an admin or a reverse
+# lookup give any machine. A weak key matches only when exactly one CI of the class holds it and
+# the report states it for exactly one item (see the module docstring). Stronger kinds (serial,
+# UUID, MAC, agent id) have their own guards (exclusive kinds, MAC ambiguity). A class not listed
+# has no weak kind.
+WEAK_KINDS: dict[str, frozenset[str]] = {
+    "Computer": frozenset({"fqdn", "hostname"}),
+    "VirtualMachine": frozenset({"fqdn", "hostname"}),
+    "NetworkDevice": frozenset({"sysname_ip"}),
+    "Printer": frozenset({"sysname_ip"}),
+}
+
+# Per identifier kind, the other spellings of one key value that are looked up with it (and match
+# it when nothing stronger contradicts): the byte-swapped reading of an SMBIOS UUID.
+EQUIVALENT_SPELLINGS: dict[str, Callable[[str], tuple[str, ...]]] = {
+    "system_uuid": uuid_byte_swapped,
+}
+
+# Per source kind, the classes it may not create: its items of these classes that match no CI are
+# skipped (noted in the change set's `skipped`), and the items scoped by them with them. nmap sees
+# a host from the network only (an address, a reverse-DNS name, open ports, an OS guess): it
+# enriches a host it matches uniquely, and waits for an agent or a credentialed scan to create it.
+# A source kind not listed (agent, ssh, snmp, ocs, fusion) may create every class.
+BARRED_FROM_CREATING: dict[str, frozenset[str]] = {
+    "nmap": frozenset({"Computer", "VirtualMachine", "NetworkDevice", "Printer"}),
+}
+
+
+def may_create(source_kind: str, class_name: str) -> bool:
+    """Whether a report of `source_kind` may create a CI of the class when its item matches none."""
+    return class_name not in BARRED_FROM_CREATING.get(source_kind, frozenset())
+
+
+def _rule(class_name: str, name: str, kind: str, key_values: KeyExtractor,
+          exclusive: bool = False) -> IdentificationRule:
+    return IdentificationRule(name, kind, key_values, exclusive=exclusive,
+                              weak=kind in WEAK_KINDS.get(class_name, frozenset()),
+                              equivalents=EQUIVALENT_SPELLINGS.get(kind))
+
+
 COMPUTER_RULES: tuple[IdentificationRule, ...] = (
-    IdentificationRule("manufacturer+serial", "serial", manufacturer_serial_keys, exclusive=True),
-    IdentificationRule("system_uuid", "system_uuid", system_uuid_keys, exclusive=True),
-    IdentificationRule("mac", "mac", identity_mac_keys("mac")),
-    IdentificationRule("fqdn", "fqdn", fqdn_keys),
-    IdentificationRule("hostname", "hostname", hostname_keys),
-    IdentificationRule("agent_id", "agent_id", plain_keys("agent_id")),  # a reinstall changes it
+    _rule("Computer", "manufacturer+serial", "serial", manufacturer_serial_keys, exclusive=True),
+    _rule("Computer", "system_uuid", "system_uuid", system_uuid_keys, exclusive=True),
+    _rule("Computer", "mac", "mac", identity_mac_keys("mac")),
+    _rule("Computer", "fqdn", "fqdn", fqdn_keys),
+    _rule("Computer", "hostname", "hostname", hostname_keys),
+    _rule("Computer", "agent_id", "agent_id", plain_keys("agent_id")),  # a reinstall changes it
 )
 
 
@@ -205,8 +282,8 @@ def declared_kind_rules(class_name: str) -> tuple[IdentificationRule, ...]:
     Dependent classes get no exclusive kinds: their values are only unique within the host."""
     ci_class = CI_CLASSES[class_name]
     return tuple(
-        IdentificationRule(kind, kind, _KEY_BY_KIND.get(kind) or plain_keys(kind),
-                           exclusive=kind in _EXCLUSIVE_KINDS and not ci_class.is_dependent)
+        _rule(class_name, kind, kind, _KEY_BY_KIND.get(kind) or plain_keys(kind),
+              exclusive=kind in _EXCLUSIVE_KINDS and not ci_class.is_dependent)
         for kind in ci_class.identifier_kinds
     )
 
@@ -215,6 +292,9 @@ RULES: dict[str, tuple[IdentificationRule, ...]] = {
     name: declared_kind_rules(name) for name in CI_CLASSES
 }
 RULES["Computer"] = COMPUTER_RULES
+# The tables name real classes and kinds (a typo would silently disable a rule).
+assert all(kinds <= set(CI_CLASSES[c].identifier_kinds) for c, kinds in WEAK_KINDS.items())
+assert all(c in CI_CLASSES for barred in BARRED_FROM_CREATING.values() for c in barred)
 
 
 def rules_for(class_name: str) -> tuple[IdentificationRule, ...]:

@@ -107,3 +107,26 @@ def test_hostile_strings_are_stored_and_read_back_verbatim(store):
     assert store.count_cis() == {"Computer": len(HOSTILE)}  # the DROP TABLE did not run
     assert [r.to_ci for r in store.relationships(ci_ids[0], "out")] == [ci_ids[1]]
     assert store.find_ci_ids(ci_ids[3][:8]) == [ci_ids[3]]
+
+
+def test_a_weak_value_stated_by_other_cis_is_read_back_as_shared_by_the_active_ones(store):
+    a, b, c, d = "a" * 32, "b" * 32, "c" * 32, "d" * 32
+    hostname = IdentifierClaim(a, "Computer", "hostname", "kiosk")
+    store.apply(ChangeSet(provenance(0), created=[NewCI(i, "Computer") for i in (a, b, c, d)],
+                          identifiers=[hostname],
+                          shared_identifiers=[IdentifierClaim(b, "Computer", "hostname", "kiosk"),
+                                              IdentifierClaim(c, "Computer", "hostname", "kiosk"),
+                                              IdentifierClaim(d, "Computer", "fqdn", "kiosk")]))
+    assert store.resolve_identifiers("Computer", "hostname", ["kiosk"]) == {"kiosk": a}  # still bound to one
+    assert store.shared_identifiers("Computer", "hostname", ["kiosk", "other"]) == {"kiosk": {b, c}}
+    assert store.shared_identifiers("NetworkDevice", "hostname", ["kiosk"]) == {}
+    assert store.shared_identifiers("Computer", "fqdn", ["kiosk"]) == {"kiosk": {d}}
+    assert not store.identifiers_of([b, c]), "a shared value is no identifier of the sharer"
+
+    rows = snapshot(store)
+    store.apply(ChangeSet(provenance(5, "report-0002"),
+                          shared_identifiers=[IdentifierClaim(b, "Computer", "hostname", "kiosk")] * 2))
+    assert snapshot(store) == rows  # recording a share again is a no-op, and sharing writes no history
+
+    store.apply(ChangeSet(provenance(10, "report-0003"), retired=[c]))
+    assert store.shared_identifiers("Computer", "hostname", ["kiosk"]) == {"kiosk": {b}}  # active ones only

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from cmdb.changes import ChangeSet, Provenance
 from cmdb.report import Item
 from reconcile.dryrun import describe
 from reconcile.engine import compute_changes, reconcile_report
-from tests.unit.reconcile.reports import DEFAULT_ATTRIBUTES, again, machine_report
+from tests.unit.reconcile.reports import DEFAULT_ATTRIBUTES, T0, again, machine_report
 from tests.unit.reconcile.test_rules import JUNK_SERIALS, JUNK_UUIDS
 
 NO_PACKAGES: dict[str, str] = {}
@@ -285,3 +286,85 @@ def test_two_items_of_one_report_with_one_key_are_one_ci_every_time(store):
     assert [(c.reason, c.item_ref) for c in first.conflicts] == [("duplicate_item", "sw:dup")]
     assert reconcile_report(store, again(report)).is_empty
     assert store.count_cis()["Software"] == 1
+
+
+# -- weak keys, byte-swapped UUIDs, sources barred from creating ---------------------------------
+
+def host_only(identifiers: dict, source_kind: str = "agent", source_id: str = "agent-01", **kw):
+    return machine_report(identifiers=identifiers, attributes={"manufacturer": "Dell Inc."}, interfaces={},
+                          packages=NO_PACKAGES, disks=(), source_kind=source_kind, source_id=source_id, **kw)
+
+
+def test_a_hostname_stated_by_a_second_machine_is_shared_and_stops_matching(store):
+    first = reconcile_report(store, host_only({"serial": "SN-A", "hostname": "kiosk"}, source_id="a"))
+    second = reconcile_report(store, host_only({"serial": "SN-B", "hostname": "kiosk"}, source_id="b"))
+    a, b = first.ci_of_ref["computer"], second.ci_of_ref["computer"]
+    assert a != b
+    assert [(c.ci_id, c.kind, c.value) for c in second.shared_identifiers] == [(b, "hostname", "kiosk")]
+    assert store.shared_identifiers("Computer", "hostname", ["kiosk"]) == {"kiosk": {b}}
+    # The second machine's next run records nothing new.
+    assert not reconcile_report(store, host_only({"serial": "SN-B", "hostname": "kiosk"}, source_id="b")).shared_identifiers
+    # A report with the name alone matches neither, and says why.
+    third = reconcile_report(store, host_only({"hostname": "kiosk"}, source_kind="ssh", source_id="ssh"))
+    assert third.ci_of_ref["computer"] not in (a, b)
+    assert [(c.reason, c.kind, c.other_ci_id) for c in third.conflicts][0] == ("weak_key_not_unique", "hostname", a)
+    assert "weak key" in third.conflicts[0].describe()
+
+
+def test_a_name_is_unique_again_once_the_machines_sharing_it_are_retired(store):
+    a = reconcile_report(store, host_only({"serial": "SN-A", "hostname": "kiosk"}, source_id="a")).ci_of_ref["computer"]
+    b = reconcile_report(store, host_only({"serial": "SN-B", "hostname": "kiosk"}, source_id="b")).ci_of_ref["computer"]
+    store.apply(ChangeSet(Provenance("agent", "admin", None, T0), retired=[b]))
+    changes = reconcile_report(store, host_only({"hostname": "kiosk"}, source_kind="nmap", source_id="nmap"))
+    assert changes.ci_of_ref["computer"] == a and not changes.created
+
+
+def test_a_weak_key_stated_by_two_items_of_one_report_matches_neither(store):
+    a = reconcile_report(store, host_only({"serial": "SN-A", "hostname": "db"}, source_id="a")).ci_of_ref["computer"]
+    report = host_only({"hostname": "db"}, source_kind="nmap", source_id="nmap")
+    twin = Item(class_="Computer", ref="other", identifiers={"hostname": "db"}, attributes={}, collector="hardware")
+    changes = compute_changes(store, again(report, items=[*report.items, twin]))
+    assert not changes.ci_of_ref and not changes.created
+    assert {s.item_ref for s in changes.skipped} >= {"computer", "other"}
+    assert all("weak_key_not_unique" in s.reason for s in changes.skipped if s.item_ref in ("computer", "other"))
+    assert store.get_ci(a).attributes.keys() == {"manufacturer"}
+
+
+def test_a_byte_swapped_uuid_finds_the_machine_without_claiming_the_other_spelling(store):
+    first = reconcile_report(store, host_only({"system_uuid": "4c4c4544-0039-3510-8048-b4c04f4a4b31"}))
+    second = reconcile_report(store, host_only({"system_uuid": "44454c4c-3900-1035-8048-b4c04f4a4b31"},
+                                               source_kind="fusion", source_id="fusion"))
+    ci_id = first.ci_of_ref["computer"]
+    assert second.ci_of_ref["computer"] == ci_id and not second.created and not second.conflicts
+    assert not second.identifiers
+    assert [i.value for i in store.get_ci(ci_id).identifiers if i.kind == "system_uuid"] == [
+        "4c4c4544-0039-3510-8048-b4c04f4a4b31"]
+
+
+def test_a_byte_swapped_uuid_of_a_machine_with_another_serial_is_another_machine(store):
+    first = reconcile_report(store, host_only({"serial": "SN-A", "system_uuid": "4c4c4544-0039-3510-8048-b4c04f4a4b31"}))
+    second = reconcile_report(store, host_only({"serial": "SN-B", "system_uuid": "44454c4c-3900-1035-8048-b4c04f4a4b31"},
+                                               source_id="b"))
+    assert second.ci_of_ref["computer"] != first.ci_of_ref["computer"]
+    assert ("candidate_contradicted", "system_uuid") in {(c.reason, c.kind) for c in second.conflicts}
+    assert [c.value for c in second.identifiers if c.kind == "system_uuid"] == ["44454c4c-3900-1035-8048-b4c04f4a4b31"]
+
+
+def test_nmap_creates_no_host_and_skips_what_hangs_off_it(store):
+    report = machine_report(identifiers={"hostname": "nobody", "fqdn": "nobody.example.com"},
+                            source_kind="nmap", source_id="nmap", packages=NO_PACKAGES)
+    changes = reconcile_report(store, report)
+    assert not changes.created and not changes.identifiers and not changes.ci_of_ref
+    assert store.count_cis() == {}
+    reasons = {s.item_ref: s.reason for s in changes.skipped}
+    assert "may not create a Computer" in reasons["computer"]
+    assert "its host computer was not placed" in reasons["ip:10.0.0.5"]
+    assert set(reasons) == {i.ref for i in report.items}
+
+
+def test_weak_keys_cost_one_shared_read_per_kind_and_none_without_bound_names(counting_store):
+    reconcile_report(counting_store, machine_report())
+    assert counting_store.count("shared_identifiers") == 0  # nothing was bound yet
+    counting_store.calls.clear()
+    reconcile_report(counting_store, machine_report())
+    assert counting_store.count("shared_identifiers") == 2  # hostname and fqdn

@@ -7,15 +7,19 @@ import pytest
 from cmdb.model import CI_CLASSES
 from cmdb.report import Item
 from reconcile.rules import (
+    BARRED_FROM_CREATING,
     RULES,
+    WEAK_KINDS,
     fqdn_keys,
     hostname_keys,
     identity_mac_keys,
     ip_address_keys,
     manufacturer_serial_keys,
+    may_create,
     normalise_manufacturer,
     rules_for,
     system_uuid_keys,
+    uuid_byte_swapped,
 )
 
 JUNK_SERIALS = ["To Be Filled By O.E.M.", "To be filled by O.E.M.", "System Serial Number", "Default string",
@@ -109,3 +113,40 @@ def test_every_class_has_rules_for_every_declared_kind():
         assert {r.kind for r in RULES[name]} == set(ci_class.identifier_kinds), name
         if ci_class.is_dependent:
             assert not any(r.exclusive for r in RULES[name]), name
+
+
+# -- weak kinds, other spellings, sources barred from creating ---------------------------------
+
+def test_uuid_byte_swap_reverses_the_first_three_fields_only():
+    assert uuid_byte_swapped("4c4c4544-0039-3510-8048-b4c04f4a4b31") == ("44454c4c-3900-1035-8048-b4c04f4a4b31",)
+    assert uuid_byte_swapped("44454c4c-3900-1035-8048-b4c04f4a4b31") == ("4c4c4544-0039-3510-8048-b4c04f4a4b31",)
+    assert uuid_byte_swapped("abcdcdab-1212-3434-8048-b4c04f4a4b31") == ()  # reads the same both ways
+    assert uuid_byte_swapped("<host id>/not-a-uuid") == ()  # a scoped or odd value has no other spelling
+
+
+def test_the_system_uuid_rule_looks_up_both_byte_orders_of_the_cleaned_value():
+    (rule,) = [r for r in rules_for("Computer") if r.kind == "system_uuid"]
+    (value,) = rule.key_values(computer({"system_uuid": "44454C4C-3900-1035-8048-B4C04F4A4B31"}))
+    assert rule.equivalents is not None and rule.equivalents(value) == ("4c4c4544-0039-3510-8048-b4c04f4a4b31",)
+    assert all(r.equivalents is None for r in rules_for("Computer") if r.kind != "system_uuid")
+
+
+def test_names_are_the_weak_kinds_of_a_computer_and_strong_keys_are_not():
+    weak = {r.kind for r in rules_for("Computer") if r.weak}
+    assert weak == WEAK_KINDS["Computer"] == {"fqdn", "hostname"}
+    assert not any(r.weak for r in rules_for("Computer") if r.exclusive)
+    for ci_class, kinds in WEAK_KINDS.items():  # the table and the rules agree, and name real kinds
+        assert {r.kind for r in rules_for(ci_class) if r.weak} == kinds
+    assert not any(r.weak for name, rules in RULES.items() if CI_CLASSES[name].is_dependent for r in rules)
+
+
+@pytest.mark.parametrize("source_kind", ["agent", "ssh", "snmp", "ocs", "fusion"])
+def test_credentialed_sources_may_create_every_class(source_kind):
+    assert all(may_create(source_kind, name) for name in CI_CLASSES)
+
+
+def test_nmap_may_not_create_hosts_but_may_create_what_hangs_off_a_host_it_matched():
+    assert BARRED_FROM_CREATING["nmap"] >= {"Computer", "NetworkDevice"}
+    assert not may_create("nmap", "Computer") and not may_create("nmap", "NetworkDevice")
+    assert may_create("nmap", "IPAddress") and may_create("nmap", "Service")
+    assert not any(CI_CLASSES[name].is_dependent for name in BARRED_FROM_CREATING["nmap"])
