@@ -50,6 +50,21 @@ class AttributeChange:
     name: str
     before: JSONValue
     after: JSONValue
+    # None: the change set's provenance. Else the winning observation's, when the new current
+    # value is another source's (reconcile.precedence: the winner stopped stating it, and the next
+    # source's observation took over); the history row is stamped when it took over.
+    provenance: Provenance | None = None
+
+
+@dataclass(slots=True)
+class Observation:
+    """One source's latest value of an attribute of a CI (reconcile.precedence). The current
+    value's source has its observation in the current value itself; the store keeps the others'."""
+
+    ci_id: str
+    name: str
+    value: JSONValue
+    provenance: Provenance
 
 
 @dataclass(slots=True)
@@ -86,6 +101,14 @@ class ChangeSet:
     measurements: list[AttributeChange] = field(default_factory=list)
     # (ci_id, name) whose value the report confirmed unchanged: provenance observed_at refreshed.
     confirmed: list[tuple[str, str]] = field(default_factory=list)
+    # Attribute precedence (reconcile.precedence). Observations of sources other than the current
+    # value's: upserted (a newer stored one is kept), and dropped by (ci_id, name, source_kind,
+    # source_id) when that source wins or no longer states the attribute. `provenance_moves`: the
+    # current value stays and now comes from this observation (another source won with the same
+    # value): its provenance is replaced, no history.
+    observations: list[Observation] = field(default_factory=list)
+    observations_dropped: list[tuple[str, str, str, str]] = field(default_factory=list)
+    provenance_moves: list[Observation] = field(default_factory=list)
     relations: list[RelationChange] = field(default_factory=list)
     # (type, from, to) of existing relations the report saw again: last_seen refreshed.
     relations_seen: list[tuple[str, str, str]] = field(default_factory=list)
@@ -99,6 +122,9 @@ class ChangeSet:
     # scope's run stamp moves to observed_at. Rows of the scope with missed 0 count as seen then.
     scope_runs: list[tuple[str, str]] = field(default_factory=list)
     seen_marks: list[SeenMark] = field(default_factory=list)
+    # Weak identifier values (a hostname, an FQDN) a CI states while another CI holds them: recorded
+    # as shared (`Store.shared_identifiers`), so they stop matching weakly. Not history.
+    shared_identifiers: list[IdentifierClaim] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -113,6 +139,7 @@ class ChangeSet:
             "attribute_changes": len(self.attributes),
             "confirmed": len(self.confirmed),
             "measurements": len(self.measurements),
+            "observations": len(self.observations),
             "relations_added": sum(1 for r in self.relations if r.action == "add"),
             "relations_retired": sum(1 for r in self.relations if r.action == "retire"),
             "relations_seen": len(self.relations_seen),

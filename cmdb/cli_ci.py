@@ -163,6 +163,7 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         else:
             ci = store.get_ci(ci_id)
         rels = store.relationships(ci_id)
+        observations = [] if args.as_of or not args.json else store.observations(ci_id)
     finally:
         store.close()
     assert ci is not None
@@ -172,6 +173,13 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
             {"type": r.type, "from": r.from_ci, "to": r.to_ci, "state": r.state,
              "first_seen": _iso(r.first_seen), "last_seen": _iso(r.last_seen)} for r in rels
         ]
+        if not args.as_of:  # every source's latest value per attribute, the current one first
+            doc["observations"] = {}
+            for o in observations:
+                doc["observations"].setdefault(o.name, []).append(
+                    {"value": o.value, "source": f"{o.provenance.source_kind}:{o.provenance.source_id}",
+                     "report_id": o.provenance.report_id, "observed_at": _iso(o.provenance.observed_at),
+                     "current": o.current})
         print(json.dumps(doc, indent=2))
         return 0
     print(f"{ci.ci_class} {ci.ci_id}  [{ci.state}]  {label(ci)}")

@@ -72,6 +72,14 @@ class AgentConfig:
 class ReconcileConfig:
     retire_after_missed_runs: int = _opt(1, "retire a CI or relation after this many complete runs of the "
                                             "collector that saw it no longer state it (1: at the next one)")
+    source_priority: tuple[str, ...] = _opt(
+        ("agent", "ssh", "ocs", "fusion", "snmp", "nmap"),
+        "attribute precedence: source kinds, best first; the best source's value of an attribute is the "
+        "current one, the newest wins between equals, a kind not listed ranks last (environment: "
+        "comma-separated; flag: --source-priority agent,ssh,...)")
+    attribute_priority: tuple[str, ...] = _opt(
+        (), "per-attribute orders replacing source_priority, each \"ATTRIBUTE=KIND>KIND>...\" or "
+            "\"Class.ATTRIBUTE=KIND>...\", e.g. [\"location=snmp>agent\"] (flag: --attribute-priority, repeated)")
 
 
 @dataclass(slots=True)

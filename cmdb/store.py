@@ -54,6 +54,17 @@ class AttributeValue:
 
 
 @dataclass(slots=True)
+class ObservedValue:
+    """One source's latest value of a CI's attribute (attribute precedence, reconcile.precedence);
+    `current`: it is the CI's current value (the winning observation)."""
+
+    name: str
+    value: Any
+    provenance: Provenance
+    current: bool
+
+
+@dataclass(slots=True)
 class Identifier:
     kind: str
     value: str
@@ -233,7 +244,16 @@ class Store(Protocol):
     def resolve_identifiers(self, ci_class: str, kind: str, values: Iterable[str]) -> dict[str, str]:
         """{value: ci_id} for the values bound to a CI of that class."""
 
+    def shared_identifiers(self, ci_class: str, kind: str, values: Iterable[str]) -> dict[str, set[str]]:
+        """{value: ids of the *active* CIs recorded as sharing it} for the values some active CI
+        other than their holder also states (ChangeSet.shared_identifiers); others are left out."""
+
     def current_attributes(self, ci_ids: Iterable[str]) -> dict[str, dict[str, AttributeValue]]: ...
+
+    def other_observations(self, ci_ids: Iterable[str]) -> dict[str, dict[str, list[AttributeValue]]]:
+        """{ci_id: {name: [observation, ...]}}: the latest value of each attribute from each source
+        other than the current value's (whose observation the current value is), for the CIs that
+        have any. Written by `apply` (ChangeSet.observations / observations_dropped)."""
 
     def identifiers_of(self, ci_ids: Iterable[str]) -> dict[str, list[Identifier]]: ...
 
@@ -288,6 +308,10 @@ class Store(Protocol):
     def history(self, ci_id: str, name: str | None = None, since: datetime | None = None,
                 until: datetime | None = None, limit: int = 1000) -> list[HistoryRow]:
         """Change records of a CI in seq order; name filters attribute/identifier/relation name."""
+
+    def observations(self, ci_id: str) -> list[ObservedValue]:
+        """Every source's latest value of each attribute of the CI, winners (current=True) and
+        losers, ordered by name, the current value first, then newest first."""
 
     def ci_as_of(self, ci_id: str, when: datetime) -> CI | None:
         """The CI as it stood at `when` (observed time), rebuilt from history; None if it did not

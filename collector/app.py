@@ -33,12 +33,14 @@ from collector.api import (
     APIError,
     error_response,
 )
+from reconcile.precedence import DEFAULT_PRECEDENCE, PrecedenceTable
 
 log = logging.getLogger("fleetgraph.collector")
 
 # The ingest handler decompresses gzip itself, with a hard cap; aiohttp must hand it the raw bytes.
 RUNNER_KWARGS: dict[str, Any] = {"auto_decompress": False}
 RETIRE_AFTER_KEY = web.AppKey("retire_after_missed_runs", int)
+PRECEDENCE_KEY = web.AppKey("precedence", PrecedenceTable)
 
 STORE_THREADS = 4
 _REQUEST_ID_IN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -103,7 +105,7 @@ async def _reconcile_worker(app: web.Application) -> AsyncIterator[None]:
     from collector.worker import ReconcileWorker
 
     worker = ReconcileWorker(app[STORE_KEY], config.reconcile_batch,
-                             retire_after_missed_runs=app[RETIRE_AFTER_KEY])
+                             retire_after_missed_runs=app[RETIRE_AFTER_KEY], precedence=app[PRECEDENCE_KEY])
     worker.start()
     app[WORKER_KEY] = worker
     yield
@@ -111,7 +113,8 @@ async def _reconcile_worker(app: web.Application) -> AsyncIterator[None]:
     await asyncio.get_running_loop().run_in_executor(None, worker.stop)
 
 
-def create_app(store: Store, config: CollectorConfig, retire_after_missed_runs: int = 1) -> web.Application:
+def create_app(store: Store, config: CollectorConfig, retire_after_missed_runs: int = 1,
+               precedence: PrecedenceTable | None = None) -> web.Application:
     """The collector app over an open store. Run it with RUNNER_KWARGS; the caller closes the store."""
     if config.max_body_bytes < 1 or config.max_report_bytes < 1:
         raise ValueError("collector.max_body_bytes and collector.max_report_bytes must be positive")
@@ -120,6 +123,7 @@ def create_app(store: Store, config: CollectorConfig, retire_after_missed_runs: 
     app[STORE_KEY] = store
     app[CONFIG_KEY] = config
     app[RETIRE_AFTER_KEY] = retire_after_missed_runs  # [reconcile] retire_after_missed_runs
+    app[PRECEDENCE_KEY] = precedence or DEFAULT_PRECEDENCE  # [reconcile] source/attribute_priority
     app.cleanup_ctx.append(_store_executor)  # torn down last: the worker's stop runs before it
     app.cleanup_ctx.append(_reconcile_worker)
     app.add_routes(health.routes)

@@ -46,6 +46,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--retire-after-missed-runs", dest="reconcile__retire_after_missed_runs", type=int,
                        metavar="N", help="complete runs that must miss a CI or relation before it is "
                                          "retired (reconcile.retire_after_missed_runs)")
+    serve.add_argument("--source-priority", dest="reconcile__source_priority", metavar="KIND,KIND,...",
+                       help="attribute precedence, best source kind first (reconcile.source_priority)")
+    serve.add_argument("--attribute-priority", dest="reconcile__attribute_priority", action="append",
+                       metavar="ATTR=KIND>KIND", help="an attribute's own precedence, repeated "
+                                                      "(replaces reconcile.attribute_priority)")
     serve.set_defaults(func=_serve)
 
     token = subparsers.add_parser("token", help="manage API tokens (create, list, revoke)",
@@ -79,8 +84,16 @@ def _store_flag(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace, config: Any) -> int:
     from collector.server import serve
+    from reconcile.precedence import PrecedenceTable
 
-    return serve(config.collector, retire_after_missed_runs=config.reconcile.retire_after_missed_runs)
+    try:
+        precedence = PrecedenceTable.from_config(config.reconcile.source_priority,
+                                                 config.reconcile.attribute_priority)
+    except ValueError as exc:
+        print(f"fleetgraph: {exc}", file=sys.stderr)
+        return 2
+    return serve(config.collector, retire_after_missed_runs=config.reconcile.retire_after_missed_runs,
+                 precedence=precedence)
 
 
 def _open(config: Any):

@@ -5,11 +5,12 @@
 
 Reads per report, whatever its size: one `resolve_identifiers` per (class, kind), one
 `identifiers_of` for candidates of classes with exclusive kinds, one `current_attributes`, one
-`relationships_among`; a report with reference items adds the few reads of
-`reconcile.references`, and scoped staleness a few more (`reconcile.staleness`: what a complete
-run of a collector no longer states is retired, after `retire_after_missed_runs` such runs). A
-delta report is read as statements about the items it carries and never removes attribute values
-(`merge.removals_allowed`); the sections it carries are complete runs of their collectors.
+`other_observations` (attribute precedence: `reconcile.merge`), one `relationships_among`; a
+report with reference items adds the few reads of `reconcile.references`, and scoped staleness a
+few more (`reconcile.staleness`: what a complete run of a collector no longer states is retired,
+after `retire_after_missed_runs` such runs). A delta report is read as statements about the items
+it carries and never removes attribute values (`merge.removals_allowed`); the sections it carries
+are complete runs of their collectors.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cmdb.report import Report
 from cmdb.store import Store
 from reconcile.identify import identify_items
 from reconcile.merge import diff_attributes, diff_relations, stated_relations
+from reconcile.precedence import DEFAULT_PRECEDENCE, PrecedenceTable
 from reconcile.references import resolve_references
 from reconcile.result import AnnotatedChangeSet
 from reconcile.staleness import compute_staleness
@@ -33,8 +35,10 @@ def provenance_of(report: Report) -> Provenance:
     )
 
 
-def compute_changes(store: Store, report: Report, retire_after_missed_runs: int = 1) -> AnnotatedChangeSet:
-    """The change set that reconciling `report` would apply (reads the store, writes nothing)."""
+def compute_changes(store: Store, report: Report, retire_after_missed_runs: int = 1,
+                    precedence: PrecedenceTable = DEFAULT_PRECEDENCE) -> AnnotatedChangeSet:
+    """The change set that reconciling `report` would apply (reads the store, writes nothing);
+    `precedence` decides which source's value of an attribute is current (reconcile.precedence)."""
     provenance = provenance_of(report)
     identification = identify_items(store, report)
     references = resolve_references(store, report, identification)
@@ -43,7 +47,8 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
     existing = [ci_id for ci_id in seen if ci_id not in new_ids]
 
     current = store.current_attributes(existing) if existing else {}
-    attributes = diff_attributes(report, identification, current, provenance)
+    others = store.other_observations(existing) if existing else {}
+    attributes = diff_attributes(report, identification, current, provenance, others, precedence)
     stated = list(dict.fromkeys(stated_relations(report, identification) + references.relations))
     relations = diff_relations(stated, store.relationships_among(existing) if existing else [])
     staleness = compute_staleness(store, report, identification, stated, retire_after_missed_runs)
@@ -55,6 +60,9 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
         attributes=attributes.changes,
         confirmed=attributes.confirmed,
         measurements=attributes.measurements,
+        observations=attributes.observations,
+        observations_dropped=attributes.observations_dropped,
+        provenance_moves=attributes.provenance_moves,
         relations=[r for r in relations.added if not staleness.stale & {r.from_ci, r.to_ci}]
         + staleness.relations_retired,
         relations_seen=relations.seen,
@@ -64,15 +72,17 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
         scope_runs=staleness.scope_runs,
         seen_marks=staleness.marks,
         conflicts=identification.conflicts,
+        shared_identifiers=identification.shared,
         skipped=identification.skipped + references.skipped,
         ci_of_ref=identification.ci_of_ref,
     )
 
 
 def reconcile_report(store: Store, report: Report, report_seq: int | None = None,
-                     retire_after_missed_runs: int = 1) -> AnnotatedChangeSet:
+                     retire_after_missed_runs: int = 1,
+                     precedence: PrecedenceTable = DEFAULT_PRECEDENCE) -> AnnotatedChangeSet:
     """Compute the change set of `report` and apply it in one transaction (with `report_seq`,
     the stored report is marked reconciled in the same transaction). Returns what was applied."""
-    changes = compute_changes(store, report, retire_after_missed_runs)
+    changes = compute_changes(store, report, retire_after_missed_runs, precedence)
     store.apply(changes, report_seq)
     return changes

@@ -1,9 +1,20 @@
 """Merge: what a report's statements change on the CIs it identified (attributes, relations).
 
-Attribute precedence, first version: the report's value wins when it is at least as recent as
-the stored one (recency); a stored value observed *after* the report was collected (an outbox
-replaying old reports) is left alone. `report_value_wins` is the one place a per-attribute
-precedence table (agent > ssh > snmp > nmap) will plug in.
+Attribute precedence (reconcile.precedence): each stated value is its source's *observation*; the
+CI's current value is the winning observation (priority of the source kind for that attribute,
+then recency). The store keeps the current value (which is its source's observation) and the
+other sources' latest observations (`Store.other_observations`); so a CI reported by one source
+only, the common case, has no extra rows, and its no-change report takes the fast path below.
+
+- A stated value: a late report (its source's stored observation is newer) changes nothing. Else
+  the winner is picked among the current value, the other observations and this one. A change of
+  the winning *value* is an AttributeChange (history); the same value from a new winning source
+  only moves the provenance (no history); a losing value is kept as an observation.
+- A value not stated by a complete run (`removals_allowed`) of the current value's source kind,
+  not newer than the report: the best other observation takes over (history row, with that
+  observation's provenance), else the value is removed. As before precedence, removal is scoped
+  by source *kind* (a reinstalled agent with a new id still cleans up after its predecessor), and
+  that kind's losing observations not restated go too.
 """
 
 from __future__ import annotations
@@ -12,12 +23,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from cmdb.changes import AttributeChange, JSONValue, Provenance, RelationChange
+from cmdb.changes import AttributeChange, JSONValue, Observation, Provenance, RelationChange
 from cmdb.junk import is_junk
 from cmdb.model import CI_CLASSES
 from cmdb.report import Item, Report
 from cmdb.store import AttributeValue, Relationship
 from reconcile.identify import Identification
+from reconcile.precedence import DEFAULT_PRECEDENCE, PrecedenceTable
 from reconcile.rules import JUNK_CHECKED_ATTRIBUTES
 
 
@@ -46,7 +58,8 @@ _PLAIN_TYPES = (str, int)
 
 
 def report_value_wins(stored: AttributeValue, provenance: Provenance) -> bool:
-    """Recency: the report decides unless the stored value was observed after it."""
+    """Recency within one source kind: a report decides about a value of its own kind unless the
+    stored value was observed after it (removals; precedence across sources: reconcile.precedence)."""
     return stored.provenance.observed_at <= provenance.observed_at
 
 
@@ -72,32 +85,55 @@ class AttributeDiff:
     changes: list[AttributeChange] = field(default_factory=list)
     measurements: list[AttributeChange] = field(default_factory=list)
     confirmed: list[tuple[str, str]] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    observations_dropped: list[tuple[str, str, str, str]] = field(default_factory=list)
+    provenance_moves: list[Observation] = field(default_factory=list)
+
+
+OtherObservations = dict[str, dict[str, list[AttributeValue]]]  # Store.other_observations
 
 
 def diff_attributes(report: Report, identification: Identification,
-                    current: dict[str, dict[str, AttributeValue]], provenance: Provenance) -> AttributeDiff:
+                    current: dict[str, dict[str, AttributeValue]], provenance: Provenance,
+                    others_of: OtherObservations | None = None,
+                    precedence: PrecedenceTable = DEFAULT_PRECEDENCE) -> AttributeDiff:
+    """What the report's attribute statements change. `current` holds each CI's current values
+    (each one its source's observation), `others_of` the other sources' observations
+    (Store.other_observations); `precedence` picks the winner among them (reconcile.precedence)."""
     diff = AttributeDiff()
     changes_, measurements, confirmed = diff.changes, diff.measurements, diff.confirmed
-    observed_at, source_kind = provenance.observed_at, provenance.source_kind
+    observed_at, source_kind, source_id = provenance.observed_at, provenance.source_kind, provenance.source_id
+    others_of = others_of or {}
     items_by_ref = {item.ref: item for item in report.items}
     measured_of: dict[str, frozenset[str]] = {}
     no_values: dict[str, AttributeValue] = {}
-    # The hot loop of a no-change report (every stated value confirmed): report_value_wins and
-    # same_json_value are inlined for the common case, a stored value as recent as the report's
-    # of the same plain type.
+    no_others: dict[str, list[AttributeValue]] = {}
+    # The hot loop of a no-change report (every stated value confirmed by the source that holds
+    # it, no other source's observation): same_json_value is inlined for the common case, a stored
+    # value of the same plain type. Anything else goes through the precedence decision.
     for ci_id, ref in identification.attribute_ref_of_ci.items():
         item = items_by_ref[ref]
         measured = measured_of.get(item.class_)
         if measured is None:
             measured = measured_of[item.class_] = frozenset(CI_CLASSES[item.class_].measurements)
         stored = current.get(ci_id, no_values)
+        others = others_of.get(ci_id, no_others)
         stated = stated_attributes(item)
         for name, value in stated.items():
             old = stored.get(name)
+            if others and name in others:
+                _decide_stated(diff, precedence, item.class_, ci_id, name, value, old, others[name],
+                               provenance, measurements if name in measured else changes_)
+                continue
             if old is None or old.value is None:
                 (measurements if name in measured else changes_).append(AttributeChange(ci_id, name, None, value))
                 continue
-            if old.provenance.observed_at > observed_at:  # not report_value_wins
+            prov = old.provenance
+            if prov.source_id != source_id or prov.source_kind != source_kind:
+                _decide_stated(diff, precedence, item.class_, ci_id, name, value, old, (),
+                               provenance, measurements if name in measured else changes_)
+                continue
+            if prov.observed_at > observed_at:  # a late report: this source's newer value stays
                 continue
             stored_value = old.value
             if (stored_value == value and type(stored_value) is type(value) and type(value) in _PLAIN_TYPES
@@ -106,14 +142,114 @@ def diff_attributes(report: Report, identification: Identification,
             else:
                 (measurements if name in measured else changes_).append(
                     AttributeChange(ci_id, name, stored_value, value))
-        if len(stated) == len(stored) and stated.keys() == stored.keys() or not removals_allowed(report, item):
-            continue  # every stored name is stated: nothing to remove
+        if not removals_allowed(report, item) or (
+                not others and len(stated) == len(stored) and stated.keys() == stored.keys()):
+            continue  # nothing may be removed, or every stored name is stated
+        fell_back: set[str] = set()
         for name, old in stored.items():
             if (old.value is not None and name not in stated and old.provenance.source_kind == source_kind
                     and report_value_wins(old, provenance)):
-                changes = measurements if name in measured else changes_
-                changes.append(AttributeChange(ci_id, name, old.value, None))
+                fell_back.add(name)
+                _fall_back(diff, precedence, item.class_, ci_id, name, old, others.get(name, ()), provenance,
+                           measurements if name in measured else changes_)
+        for name, observations in others.items():  # losing observations of this kind, not restated
+            if name not in stated and name not in fell_back:
+                diff.observations_dropped.extend(
+                    _key(ci_id, name, o.provenance) for o in observations
+                    if o.provenance.source_kind == source_kind and report_value_wins(o, provenance))
     return diff
+
+
+def _key(ci_id: str, name: str, prov: Provenance) -> tuple[str, str, str, str]:
+    return (ci_id, name, prov.source_kind, prov.source_id)
+
+
+def _best(precedence: PrecedenceTable, ci_class: str, name: str, incumbent: AttributeValue | None,
+          candidates: Iterable[AttributeValue]) -> AttributeValue | None:
+    """The winning observation: the incumbent unless a candidate strictly beats it (rank, then
+    recency); candidates in (kind, id) order so that full ties resolve the same way every time."""
+    best = incumbent
+    for c in sorted(candidates, key=lambda o: (o.provenance.source_kind, o.provenance.source_id)):
+        if best is None or precedence.beats(c.provenance.source_kind, c.provenance.observed_at,
+                                            best.provenance.source_kind, best.provenance.observed_at,
+                                            name, ci_class):
+            best = c
+    return best
+
+
+def _switch_to(diff: AttributeDiff, ci_id: str, name: str, old: AttributeValue | None,
+               winner: AttributeValue, provenance: Provenance | None, out: list[AttributeChange]) -> None:
+    """The current value now comes from `winner` (provenance None: the report's own value)."""
+    if old is None or old.value is None:
+        out.append(AttributeChange(ci_id, name, None, winner.value, provenance))
+    elif same_json_value(old.value, winner.value):
+        diff.provenance_moves.append(Observation(ci_id, name, winner.value, winner.provenance))
+    else:
+        out.append(AttributeChange(ci_id, name, old.value, winner.value, provenance))
+
+
+def _decide_stated(diff: AttributeDiff, precedence: PrecedenceTable, ci_class: str, ci_id: str, name: str,
+                   value: JSONValue, old: AttributeValue | None, others: Iterable[AttributeValue],
+                   provenance: Provenance, out: list[AttributeChange]) -> None:
+    """A stated value when more than one source has an observation of the attribute."""
+    mine = (provenance.source_kind, provenance.source_id)
+    own = old is not None and (old.provenance.source_kind, old.provenance.source_id) == mine
+    rest = []
+    stored_mine = old if own else None
+    for o in others:
+        if (o.provenance.source_kind, o.provenance.source_id) == mine:
+            stored_mine = o
+        else:
+            rest.append(o)
+    if stored_mine is not None and stored_mine.provenance.observed_at > provenance.observed_at:
+        return  # a late report: its source's newer observation stays, and so does the winner
+    new = AttributeValue(value, provenance)
+    if own or old is None or old.value is None:
+        winner = _best(precedence, ci_class, name, new, rest)
+    else:
+        winner = _best(precedence, ci_class, name, old, [new, *rest])
+    if winner is new:
+        if own:
+            if same_json_value(old.value, value):
+                diff.confirmed.append((ci_id, name))
+            else:
+                out.append(AttributeChange(ci_id, name, old.value, value))
+            return
+        if stored_mine is not None:
+            diff.observations_dropped.append(_key(ci_id, name, provenance))
+        if old is not None and old.value is not None:
+            diff.observations.append(Observation(ci_id, name, old.value, old.provenance))
+        _switch_to(diff, ci_id, name, old, new, None, out)
+        return
+    diff.observations.append(Observation(ci_id, name, value, provenance))  # kept, not current
+    if winner is old:
+        return
+    # Another stored observation outranks the current value (the order was reconfigured).
+    assert winner is not None
+    diff.observations_dropped.append(_key(ci_id, name, winner.provenance))
+    if old is not None and old.value is not None and not own:
+        diff.observations.append(Observation(ci_id, name, old.value, old.provenance))
+    _switch_to(diff, ci_id, name, old, winner, winner.provenance, out)
+
+
+def _fall_back(diff: AttributeDiff, precedence: PrecedenceTable, ci_class: str, ci_id: str, name: str,
+               old: AttributeValue, others: Iterable[AttributeValue], provenance: Provenance,
+               out: list[AttributeChange]) -> None:
+    """A complete run of the current value's source kind no longer states it: the best other
+    source's observation takes over (with a history row), else the value is removed. Observations
+    of that kind which are not newer than the report go too (its run is complete)."""
+    remaining = []
+    for o in others:
+        if o.provenance.source_kind == provenance.source_kind and report_value_wins(o, provenance):
+            diff.observations_dropped.append(_key(ci_id, name, o.provenance))
+        else:
+            remaining.append(o)
+    winner = _best(precedence, ci_class, name, None, remaining)
+    if winner is None:
+        out.append(AttributeChange(ci_id, name, old.value, None))
+        return
+    diff.observations_dropped.append(_key(ci_id, name, winner.provenance))
+    _switch_to(diff, ci_id, name, old, winner, winner.provenance, out)
 
 
 RelationKey = tuple[str, str, str]  # (type, from ci, to ci)

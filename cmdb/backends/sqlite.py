@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
-from cmdb.backends import sqlite_enroll, sqlite_staleness
+from cmdb.backends import sqlite_enroll, sqlite_observations, sqlite_staleness
 from cmdb.backends.sqlite_apply import write_change_set
 from cmdb.backends.sqlite_schema import decode_json, encode_json, from_micros, json_decode, migrate, to_micros
 from cmdb.changes import ChangeSet, Provenance
@@ -40,6 +40,7 @@ from cmdb.store import (
     EnrollmentTokenInfo,
     HistoryRow,
     Identifier,
+    ObservedValue,
     PutResult,
     Relationship,
     ReportStatus,
@@ -276,6 +277,17 @@ class SQLiteStore:
                     (ci_class, kind, *chunk)))
         return found
 
+    def shared_identifiers(self, ci_class: str, kind: str, values: Iterable[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        with self._snapshot() as conn:
+            for marks, chunk in _in_chunks(values):
+                for value, ci_id in conn.execute(
+                        f"SELECT s.value, s.ci_id FROM shared_identifier s JOIN ci ON ci.id = s.ci_id "
+                        f"WHERE s.class = ? AND s.kind = ? AND s.value IN ({marks}) AND ci.state = 'active'",
+                        (ci_class, kind, *chunk)):
+                    found.setdefault(value, set()).add(ci_id)
+        return found
+
     def current_attributes(self, ci_ids: Iterable[str]) -> dict[str, dict[str, AttributeValue]]:
         """{ci_id: {name: value}} for the given CIs that have attributes."""
         with self._snapshot() as conn:
@@ -303,6 +315,14 @@ class SQLiteStore:
                     prov = provenance(kind, source_id, report_id, observed)
                 attrs[name] = value_of(decode(value), prov)
         return out
+
+    def other_observations(self, ci_ids: Iterable[str]) -> dict[str, dict[str, list[AttributeValue]]]:
+        with self._snapshot() as conn:
+            return sqlite_observations.other_observations(conn, ci_ids, _in_chunks, _Rows().provenance)
+
+    def observations(self, ci_id: str) -> list[ObservedValue]:
+        with self._snapshot() as conn:
+            return sqlite_observations.observations(conn, ci_id, _Rows().provenance)
 
     def identifiers_of(self, ci_ids: Iterable[str]) -> dict[str, list[Identifier]]:
         """{ci_id: identifiers} for the given CIs that have identifiers."""

@@ -12,7 +12,7 @@ import sqlite3
 from datetime import datetime, timezone
 
 from cmdb.backends.sqlite_schema import encode_json, to_micros
-from cmdb.changes import ChangeSet, IdentifierClaim
+from cmdb.changes import AttributeChange, ChangeSet, IdentifierClaim, Provenance
 from cmdb.store import ApplyResult, IdentifierTaken, ReportNotPending
 
 _HISTORY_COLUMNS = ("INSERT INTO history (ci_id, kind, name, before, after, related_ci, "
@@ -23,6 +23,8 @@ _INSERT_CI = "INSERT INTO ci (id, class, state, first_seen, last_seen) VALUES (?
 _HISTORY_ROW = _HISTORY_COLUMNS + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 _INSERT_IDENTIFIER = "INSERT INTO identifier (class, kind, value, ci_id, first_seen) VALUES (?, ?, ?, ?, ?)"
+_INSERT_SHARED_IDENTIFIER = ("INSERT INTO shared_identifier (class, kind, value, ci_id, first_seen) "
+                             "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 
 _HISTORY_ATTR_SET = _HISTORY_COLUMNS + (
     "SELECT ?1, 'attr.set', ?2, b, ?3, NULL, ?4, ?5, ?6, ?7, ?8 "
@@ -41,6 +43,16 @@ _DELETE_ATTR = "DELETE FROM attribute WHERE ci_id = ? AND name = ?"
 # A late report (observed before the current value's observation) does not move the stamp back.
 _CONFIRM_ATTR = ("UPDATE attribute SET observed_at = ?1, report_id = ?2 "
                  "WHERE ci_id = ?3 AND name = ?4 AND observed_at <= ?1")
+
+# Attribute precedence (reconcile.precedence): other sources' observations, never moved back in time.
+_UPSERT_OBSERVATION = (
+    "INSERT INTO observation (ci_id, name, source_kind, source_id, value, report_id, observed_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ci_id, name, source_kind, source_id) DO UPDATE SET "
+    "value = excluded.value, report_id = excluded.report_id, observed_at = excluded.observed_at "
+    "WHERE excluded.observed_at >= observation.observed_at")
+_DELETE_OBSERVATION = "DELETE FROM observation WHERE ci_id = ? AND name = ? AND source_kind = ? AND source_id = ?"
+_MOVE_PROVENANCE = ("UPDATE attribute SET source_kind = ?3, source_id = ?4, report_id = ?5, observed_at = ?6 "
+                    "WHERE ci_id = ?1 AND name = ?2")
 
 _HISTORY_REL_ADD = _HISTORY_COLUMNS + (
     "SELECT ?1, 'rel.add', ?2, '\"' || s || '\"', '\"active\"', ?3, ?5, ?6, ?7, ?4, ?8 "
@@ -108,34 +120,55 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
 
     if changes.identifiers:
         history += _claim_identifiers(conn, changes.identifiers, observed, tail)
+    if changes.shared_identifiers:
+        conn.executemany(_INSERT_SHARED_IDENTIFIER, [(c.ci_class, c.kind, c.value, c.ci_id, observed)
+                                                     for c in changes.shared_identifiers])
 
     created = {c.ci_id for c in changes.created}
     if changes.attributes:
         # One change per (ci, name), the last one given: its `after` is the value to end with.
-        last = {(c.ci_id, c.name): c.after for c in changes.attributes}
-        # A CI created here has no current values to compare with or replace: plain inserts.
-        fresh = [(ci_id, name, encode_json(after)) for (ci_id, name), after in last.items()
-                 if after is not None and ci_id in created]
-        sets = [(ci_id, name, encode_json(after)) for (ci_id, name), after in last.items()
-                if after is not None and ci_id not in created]
-        unsets = [(ci_id, name) for (ci_id, name), after in last.items() if after is None]
+        last = {(c.ci_id, c.name): c for c in changes.attributes}
+        # A CI created here has no current values to compare with or replace: plain inserts. A
+        # change with its own provenance (another source's observation took over) is written
+        # with it; its history row is stamped when it took over (never before this report).
+        fresh, sets, unsets = [], [], []
+        for (ci_id, name), c in last.items():
+            row_tail = tail if c.provenance is None else _tail_of(c.provenance, observed, recorded)
+            if c.after is None:
+                unsets.append((ci_id, name, *row_tail))
+            else:
+                (fresh if ci_id in created else sets).append((ci_id, name, encode_json(c.after), row_tail))
         if fresh:
-            history += conn.executemany(_HISTORY_ROW, [(ci_id, "attr.set", name, None, value, None, *tail)
-                                                       for ci_id, name, value in fresh]).rowcount
-            conn.executemany(_INSERT_ATTR, [(*f, *tail[:4]) for f in fresh])
+            history += conn.executemany(_HISTORY_ROW, [(ci_id, "attr.set", name, None, value, None, *t)
+                                                       for ci_id, name, value, t in fresh]).rowcount
+            conn.executemany(_INSERT_ATTR, [(ci_id, name, value, *_attr_stamp(c_tail, last[ci_id, name]))
+                                            for ci_id, name, value, c_tail in fresh])
         if sets:
-            history += conn.executemany(_HISTORY_ATTR_SET, [(*s, *tail) for s in sets]).rowcount
-            conn.executemany(_UPSERT_ATTR, [(*s, *tail[:4]) for s in sets])
+            history += conn.executemany(_HISTORY_ATTR_SET, [(ci_id, name, value, *t)
+                                                            for ci_id, name, value, t in sets]).rowcount
+            conn.executemany(_UPSERT_ATTR, [(ci_id, name, value, *_attr_stamp(t, last[ci_id, name]))
+                                            for ci_id, name, value, t in sets])
         if unsets:
-            history += conn.executemany(_HISTORY_ATTR_UNSET, [(*u, *tail) for u in unsets]).rowcount
-            conn.executemany(_DELETE_ATTR, unsets)
+            history += conn.executemany(_HISTORY_ATTR_UNSET, unsets).rowcount
+            conn.executemany(_DELETE_ATTR, [u[:2] for u in unsets])
 
     if changes.measurements:
         # Readings: the current value moves with its provenance; history is for changes.
-        last = {(c.ci_id, c.name): c.after for c in changes.measurements}
-        conn.executemany(_UPSERT_ATTR, [(ci_id, name, encode_json(after), *tail[:4])
-                                        for (ci_id, name), after in last.items() if after is not None])
-        conn.executemany(_DELETE_ATTR, [key for key, after in last.items() if after is None])
+        last = {(c.ci_id, c.name): c for c in changes.measurements}
+        conn.executemany(_UPSERT_ATTR, [(ci_id, name, encode_json(c.after), *_attr_stamp(tail, c))
+                                        for (ci_id, name), c in last.items() if c.after is not None])
+        conn.executemany(_DELETE_ATTR, [key for key, c in last.items() if c.after is None])
+
+    if changes.observations_dropped:
+        conn.executemany(_DELETE_OBSERVATION, list(dict.fromkeys(changes.observations_dropped)))
+    if changes.observations:
+        conn.executemany(_UPSERT_OBSERVATION, [
+            (o.ci_id, o.name, o.provenance.source_kind, o.provenance.source_id, encode_json(o.value),
+             o.provenance.report_id, to_micros(o.provenance.observed_at)) for o in changes.observations])
+    if changes.provenance_moves:
+        conn.executemany(_MOVE_PROVENANCE, [
+            (m.ci_id, m.name, m.provenance.source_kind, m.provenance.source_id, m.provenance.report_id,
+             to_micros(m.provenance.observed_at)) for m in changes.provenance_moves])
 
     if changes.confirmed:
         conn.executemany(_CONFIRM_ATTR, [(observed, prov.report_id, ci_id, name)
@@ -168,6 +201,20 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
 
     history += _write_staleness(conn, changes, observed, tail)
     return ApplyResult(history_rows=history, created=len(changes.created))
+
+
+def _tail_of(prov: Provenance, observed: int, recorded: int) -> tuple:
+    """The history tail of a change to another source's observation: its source and report,
+    stamped when it became current (this change set's time, or its own if that is later)."""
+    return (prov.source_kind, prov.source_id, prov.report_id, max(to_micros(prov.observed_at), observed), recorded)
+
+
+def _attr_stamp(tail: tuple, change: AttributeChange) -> tuple:
+    """The provenance columns of the current value: the change set's, or the observation's own."""
+    prov = change.provenance
+    if prov is None:
+        return tail[:4]
+    return (prov.source_kind, prov.source_id, prov.report_id, to_micros(prov.observed_at))
 
 
 def _write_staleness(conn: sqlite3.Connection, changes: ChangeSet, observed: int, tail: tuple) -> int:

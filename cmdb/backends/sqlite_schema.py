@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -237,6 +237,8 @@ _V4 = (
 _V5 = (
     # Every source's latest value of every attribute, the winners and the losers: the precedence
     # table picks the current value from these, and an auditor can see what each source says.
+    # The winner's observation is its `attribute` row; only the others are stored here
+    # (cmdb.backends.sqlite_observations), so a CI with one source has no rows here.
     """CREATE TABLE observation (
         ci_id       TEXT NOT NULL REFERENCES ci (id),
         name        TEXT NOT NULL,
@@ -249,7 +251,21 @@ _V5 = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = (
+    # A weak identifier value (a hostname, an FQDN: reconcile.rules WEAK_KINDS) is bound to one CI
+    # in `identifier`; the other CIs that state it are recorded here, so that reconcile knows the
+    # value is not unique and no longer matches by it.
+    """CREATE TABLE shared_identifier (
+        class       TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        first_seen  INTEGER NOT NULL,
+        PRIMARY KEY (class, kind, value, ci_id)
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
