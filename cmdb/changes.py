@@ -91,6 +91,28 @@ class SeenMark:
 
 
 @dataclass(slots=True)
+class DriftEvent:
+    """A change of a tracked attribute or set (reconcile.drift) of a CI that already existed.
+
+    `ci_id`/`ci_class`: the CI that changed; for a set change (a package installed, a disk gone)
+    the host, with the member in `related_ci`; for an attribute of a dependent CI (a package's
+    version) the dependent CI, with its host in `related_ci`. `before`/`after` are the values, or
+    for a set change the member's summary (None on the side where it is absent). `drift_id` is
+    derived from the report and what changed, so writing the same event twice stores it once.
+    `recorded_at` is set by the store."""
+
+    drift_id: str
+    ci_id: str
+    ci_class: str
+    attribute: str  # attribute name, or the set's name ("software", "disks", ...)
+    before: JSONValue
+    after: JSONValue
+    related_ci: str | None
+    provenance: Provenance
+    recorded_at: datetime | None = None
+
+
+@dataclass(slots=True)
 class ChangeSet:
     provenance: Provenance
     created: list[NewCI] = field(default_factory=list)
@@ -125,6 +147,8 @@ class ChangeSet:
     # Weak identifier values (a hostname, an FQDN) a CI states while another CI holds them: recorded
     # as shared (`Store.shared_identifiers`), so they stop matching weakly. Not history.
     shared_identifiers: list[IdentifierClaim] = field(default_factory=list)
+    # Changes of tracked attributes and sets of existing CIs (reconcile.drift), written with the rest.
+    drift: list[DriftEvent] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -147,4 +171,5 @@ class ChangeSet:
             "retired": len(self.retired),
             "reactivated": len(self.reactivated),
             "seen_marks": len(self.seen_marks),
+            "drift": len(self.drift),
         }

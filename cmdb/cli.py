@@ -33,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("demo", "collector + one agent run on this machine + a CMDB summary", "collector.demo"),
     Command("agent", "the endpoint agent", "agent.cli"),
     Command("ci", "query configuration items", "cmdb.cli_ci"),
+    Command("drift", "list drift: changes of tracked attributes and sets of existing CIs", "reconcile.cli_drift"),
     Command("reconcile", "show what a report would change in the CMDB (dry run)", "reconcile.cli"),
     Command("config", "show configuration options", "cmdb.cli_config"),
 )

@@ -19,6 +19,15 @@ DEFAULT_PATHS = (Path("fleetgraph.toml"), Path("/etc/fleetgraph/fleetgraph.toml"
 MiB = 1024 * 1024
 # Where FlexLM/FlexNet license files usually live (vendor installs under /opt, the lmgrd defaults).
 DEFAULT_LICENSE_PATHS = ("/opt/*/license*", "/usr/local/flexlm/licenses", "/etc/flexlm")
+# reconcile.drift's default policy, here so that reading the config imports no reconcile code.
+DEFAULT_DRIFT_TRACKED = (
+    "Computer.memory_bytes", "Computer.cpu_model", "Computer.cpu_cores", "Computer.cpu_threads",
+    "Computer.serial", "Computer.manufacturer", "Computer.model", "Computer.bios_version",
+    "OperatingSystem.version", "OperatingSystem.version_id", "OperatingSystem.kernel_release",
+    "Disk.size_bytes", "SoftwareInstall.version", "Interface.mac", "NetworkDevice.firmware",
+    "Computer:Disk", "Computer:MemoryModule", "Computer:SoftwareInstall", "Computer:Service",
+    "Computer:PCIDevice",
+)
 
 
 class ConfigError(ValueError):
@@ -80,6 +89,12 @@ class ReconcileConfig:
     attribute_priority: tuple[str, ...] = _opt(
         (), "per-attribute orders replacing source_priority, each \"ATTRIBUTE=KIND>KIND>...\" or "
             "\"Class.ATTRIBUTE=KIND>...\", e.g. [\"location=snmp>agent\"] (flag: --attribute-priority, repeated)")
+    drift_tracked: tuple[str, ...] = _opt(
+        DEFAULT_DRIFT_TRACKED,
+        "what drift is: a change of a tracked attribute, \"Class.attribute\", or of a tracked set, "
+        "\"HostClass:MemberClass\" (the member CIs hanging off the host, e.g. Computer:SoftwareInstall: "
+        "packages installed and removed); changes of an existing CI only, never of a measurement "
+        "(environment: comma-separated; flag: --drift-tracked, repeated, replaces the list)")
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol, runtime_checkable
 
-from cmdb.changes import ChangeSet, Provenance
+from cmdb.changes import ChangeSet, DriftEvent, Provenance
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -316,6 +316,12 @@ class Store(Protocol):
     def ci_as_of(self, ci_id: str, when: datetime) -> CI | None:
         """The CI as it stood at `when` (observed time), rebuilt from history; None if it did not
         exist yet."""
+
+    def drift_events(self, ci_id: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, limit: int = 1000) -> list[DriftEvent]:
+        """Drift events (reconcile.drift, written by `apply` from ChangeSet.drift), oldest first by
+        observed time; with ci_id, those where it is the CI that changed or the related CI (a
+        set member, a dependent CI's host). since/until bound observed_at, both inclusive."""
 
     def graph(self) -> nx.MultiDiGraph:
         """The active relationships as a networkx graph (nodes: CI ids with `ci_class`)."""

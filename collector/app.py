@@ -33,6 +33,7 @@ from collector.api import (
     APIError,
     error_response,
 )
+from reconcile.drift import DEFAULT_DRIFT_POLICY, DriftPolicy
 from reconcile.precedence import DEFAULT_PRECEDENCE, PrecedenceTable
 
 log = logging.getLogger("fleetgraph.collector")
@@ -41,6 +42,7 @@ log = logging.getLogger("fleetgraph.collector")
 RUNNER_KWARGS: dict[str, Any] = {"auto_decompress": False}
 RETIRE_AFTER_KEY = web.AppKey("retire_after_missed_runs", int)
 PRECEDENCE_KEY = web.AppKey("precedence", PrecedenceTable)
+DRIFT_POLICY_KEY = web.AppKey("drift_policy", DriftPolicy)
 
 STORE_THREADS = 4
 _REQUEST_ID_IN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -55,7 +57,8 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.St
     headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
     if isinstance(exc, web.HTTPNotFound):
         return error_response(404, f"no such endpoint: {request.method} {request.path}; the API is "
-                                   "POST /api/v1/reports, GET /api/v1/cis[/{id}[/history]], GET /healthz")
+                                   "POST /api/v1/reports, GET /api/v1/cis[/{id}[/history]], GET /api/v1/drift, "
+                                   "GET /healthz")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = sorted(exc.allowed_methods)
         return error_response(405, f"{request.method} is not allowed on {request.path}; "
@@ -105,7 +108,8 @@ async def _reconcile_worker(app: web.Application) -> AsyncIterator[None]:
     from collector.worker import ReconcileWorker
 
     worker = ReconcileWorker(app[STORE_KEY], config.reconcile_batch,
-                             retire_after_missed_runs=app[RETIRE_AFTER_KEY], precedence=app[PRECEDENCE_KEY])
+                             retire_after_missed_runs=app[RETIRE_AFTER_KEY], precedence=app[PRECEDENCE_KEY],
+                             drift_policy=app[DRIFT_POLICY_KEY])
     worker.start()
     app[WORKER_KEY] = worker
     yield
@@ -114,7 +118,8 @@ async def _reconcile_worker(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(store: Store, config: CollectorConfig, retire_after_missed_runs: int = 1,
-               precedence: PrecedenceTable | None = None) -> web.Application:
+               precedence: PrecedenceTable | None = None,
+               drift_policy: DriftPolicy | None = None) -> web.Application:
     """The collector app over an open store. Run it with RUNNER_KWARGS; the caller closes the store."""
     if config.max_body_bytes < 1 or config.max_report_bytes < 1:
         raise ValueError("collector.max_body_bytes and collector.max_report_bytes must be positive")
@@ -124,6 +129,7 @@ def create_app(store: Store, config: CollectorConfig, retire_after_missed_runs: 
     app[CONFIG_KEY] = config
     app[RETIRE_AFTER_KEY] = retire_after_missed_runs  # [reconcile] retire_after_missed_runs
     app[PRECEDENCE_KEY] = precedence or DEFAULT_PRECEDENCE  # [reconcile] source/attribute_priority
+    app[DRIFT_POLICY_KEY] = drift_policy or DEFAULT_DRIFT_POLICY  # [reconcile] drift_tracked
     app.cleanup_ctx.append(_store_executor)  # torn down last: the worker's stop runs before it
     app.cleanup_ctx.append(_reconcile_worker)
     app.add_routes(health.routes)

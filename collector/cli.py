@@ -51,6 +51,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--attribute-priority", dest="reconcile__attribute_priority", action="append",
                        metavar="ATTR=KIND>KIND", help="an attribute's own precedence, repeated "
                                                       "(replaces reconcile.attribute_priority)")
+    serve.add_argument("--drift-tracked", dest="reconcile__drift_tracked", action="append",
+                       metavar="Class.attr|Host:Member", help="a tracked attribute or set, repeated "
+                                                              "(replaces reconcile.drift_tracked)")
     serve.set_defaults(func=_serve)
 
     token = subparsers.add_parser("token", help="manage API tokens (create, list, revoke)",
@@ -84,16 +87,18 @@ def _store_flag(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace, config: Any) -> int:
     from collector.server import serve
+    from reconcile.drift import DriftPolicy
     from reconcile.precedence import PrecedenceTable
 
     try:
         precedence = PrecedenceTable.from_config(config.reconcile.source_priority,
                                                  config.reconcile.attribute_priority)
+        drift_policy = DriftPolicy.from_config(config.reconcile.drift_tracked)
     except ValueError as exc:
         print(f"fleetgraph: {exc}", file=sys.stderr)
         return 2
     return serve(config.collector, retire_after_missed_runs=config.reconcile.retire_after_missed_runs,
-                 precedence=precedence)
+                 precedence=precedence, drift_policy=drift_policy)
 
 
 def _open(config: Any):

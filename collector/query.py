@@ -3,6 +3,7 @@
     GET /api/v1/cis?class=Computer&attr.hostname=web-01&attr.memory_mb=8192&state=active&limit=100&offset=0
     GET /api/v1/cis/{id}[?as_of=2024-05-01T12:00:00Z]
     GET /api/v1/cis/{id}/history?name=memory_mb&since=...&until=...&limit=...
+    GET /api/v1/drift?ci={id}&since=...&until=...&limit=...       (drift events, oldest first)
 
 Every parameter is validated before the store is asked; a wrong one is a 400 naming it and the
 values it takes. Payloads are msgspec Structs, encoded by msgspec.
@@ -17,6 +18,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from cmdb.changes import DriftEvent
 from cmdb.model import CI_CLASSES
 from cmdb.store import CI, HistoryRow, Relationship
 from collector.api import STORE_KEY, APIError, call_store, json_response
@@ -113,6 +115,24 @@ class HistoryOut(msgspec.Struct):
 class HistoryList(msgspec.Struct):
     ci_id: str
     items: list[HistoryOut]
+    count: int
+    limit: int
+
+
+class DriftOut(msgspec.Struct):
+    drift_id: str = msgspec.field(name="id")
+    ci_id: str
+    class_: str = msgspec.field(name="class")
+    attribute: str
+    before: Any
+    after: Any
+    related_ci: str | None
+    provenance: ProvenanceOut
+    recorded_at: datetime | None
+
+
+class DriftList(msgspec.Struct):
+    items: list[DriftOut]
     count: int
     limit: int
 
@@ -289,3 +309,27 @@ async def ci_history(request: web.Request) -> web.Response:
         raise _not_found(ci_id)
     rows = await call_store(request, store.history, ci_id, name=name, since=since, until=until, limit=limit)
     return json_response(HistoryList(ci_id, [_history_row(r) for r in rows], len(rows), limit))
+
+
+@routes.get("/api/v1/drift")
+@require_role("reader")
+async def list_drift(request: web.Request) -> web.Response:
+    _reject_unknown(request, ("ci", "since", "until", "limit"))
+    ci_id = request.query.get("ci")
+    if ci_id is not None and not CI_ID.match(ci_id):
+        raise APIError(400, f"ci must be a CI id (32 lower-case hex digits), got {ci_id!r}; "
+                            "find ids with GET /api/v1/cis", parameter="ci")
+    since = _time_param(request, "since")
+    until = _time_param(request, "until")
+    if since and until and since > until:
+        raise APIError(400, f"since ({since.isoformat()}) is after until ({until.isoformat()})",
+                       parameter="since")
+    limit = _int_param(request, "limit", 1000, 1, MAX_HISTORY_LIMIT)
+    store = request.config_dict[STORE_KEY]
+    events = await call_store(request, store.drift_events, ci_id=ci_id, since=since, until=until, limit=limit)
+    return json_response(DriftList([_drift(e) for e in events], len(events), limit))
+
+
+def _drift(e: DriftEvent) -> DriftOut:
+    return DriftOut(e.drift_id, e.ci_id, e.ci_class, e.attribute, e.before, e.after, e.related_ci,
+                    _provenance(e.provenance), e.recorded_at)

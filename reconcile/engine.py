@@ -10,7 +10,8 @@ report with reference items adds the few reads of `reconcile.references`, and sc
 few more (`reconcile.staleness`: what a complete run of a collector no longer states is retired,
 after `retire_after_missed_runs` such runs). A delta report is read as statements about the items
 it carries and never removes attribute values (`merge.removals_allowed`); the sections it carries
-are complete runs of their collectors.
+are complete runs of their collectors. Drift (`reconcile.drift`) is read off the finished change
+set, so a report that changes nothing costs nothing more.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from cmdb.changes import Provenance
 from cmdb.report import Report
 from cmdb.store import Store
+from reconcile.drift import DEFAULT_DRIFT_POLICY, DriftPolicy, detect_drift
 from reconcile.identify import identify_items
 from reconcile.merge import diff_attributes, diff_relations, stated_relations
 from reconcile.precedence import DEFAULT_PRECEDENCE, PrecedenceTable
@@ -36,9 +38,11 @@ def provenance_of(report: Report) -> Provenance:
 
 
 def compute_changes(store: Store, report: Report, retire_after_missed_runs: int = 1,
-                    precedence: PrecedenceTable = DEFAULT_PRECEDENCE) -> AnnotatedChangeSet:
+                    precedence: PrecedenceTable = DEFAULT_PRECEDENCE,
+                    drift_policy: DriftPolicy = DEFAULT_DRIFT_POLICY) -> AnnotatedChangeSet:
     """The change set that reconciling `report` would apply (reads the store, writes nothing);
-    `precedence` decides which source's value of an attribute is current (reconcile.precedence)."""
+    `precedence` decides which source's value of an attribute is current (reconcile.precedence),
+    `drift_policy` which changes are drift (reconcile.drift)."""
     provenance = provenance_of(report)
     identification = identify_items(store, report)
     references = resolve_references(store, report, identification)
@@ -53,7 +57,7 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
     relations = diff_relations(stated, store.relationships_among(existing) if existing else [])
     staleness = compute_staleness(store, report, identification, stated, retire_after_missed_runs)
 
-    return AnnotatedChangeSet(
+    changes = AnnotatedChangeSet(
         provenance=provenance,
         created=identification.created,
         identifiers=identification.claims,
@@ -76,13 +80,16 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
         skipped=identification.skipped + references.skipped,
         ci_of_ref=identification.ci_of_ref,
     )
+    changes.drift = detect_drift(changes, report, store, drift_policy)
+    return changes
 
 
 def reconcile_report(store: Store, report: Report, report_seq: int | None = None,
                      retire_after_missed_runs: int = 1,
-                     precedence: PrecedenceTable = DEFAULT_PRECEDENCE) -> AnnotatedChangeSet:
+                     precedence: PrecedenceTable = DEFAULT_PRECEDENCE,
+                     drift_policy: DriftPolicy = DEFAULT_DRIFT_POLICY) -> AnnotatedChangeSet:
     """Compute the change set of `report` and apply it in one transaction (with `report_seq`,
     the stored report is marked reconciled in the same transaction). Returns what was applied."""
-    changes = compute_changes(store, report, retire_after_missed_runs, precedence)
+    changes = compute_changes(store, report, retire_after_missed_runs, precedence, drift_policy)
     store.apply(changes, report_seq)
     return changes

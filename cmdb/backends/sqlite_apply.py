@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 
+from cmdb.backends.sqlite_drift import write_drift
 from cmdb.backends.sqlite_schema import encode_json, to_micros
 from cmdb.changes import AttributeChange, ChangeSet, IdentifierClaim, Provenance
 from cmdb.store import ApplyResult, IdentifierTaken, ReportNotPending
@@ -200,6 +201,8 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
         conn.executemany(_SEE_CI, [(observed, ci_id) for ci_id in dict.fromkeys(changes.seen)])
 
     history += _write_staleness(conn, changes, observed, tail)
+    if changes.drift:
+        write_drift(conn, changes.drift, recorded)
     return ApplyResult(history_rows=history, created=len(changes.created))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -265,7 +265,31 @@ _V6 = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = (
+    # Drift events (reconcile.drift): changes of tracked attributes and sets of existing CIs,
+    # written with the change set that made them. The id is derived from the report and what
+    # changed, so writing an event again stores nothing. Read by CI (or its related CI) and time.
+    """CREATE TABLE drift (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT NOT NULL UNIQUE,
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        class       TEXT NOT NULL,
+        attribute   TEXT NOT NULL,
+        before      TEXT,
+        after       TEXT,
+        related_ci  TEXT,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        report_id   TEXT,
+        observed_at INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX drift_by_ci ON drift (ci_id, observed_at)",
+    "CREATE INDEX drift_by_related_ci ON drift (related_ci, observed_at) WHERE related_ci IS NOT NULL",
+    "CREATE INDEX drift_by_time ON drift (observed_at)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

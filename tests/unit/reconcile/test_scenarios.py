@@ -13,7 +13,10 @@ optional):
     relations       [[from ref, type, to ref]] active;  no_relations: none active
     reports         {"NN": {empty, new_history_rows, created {class: n}, conflicts [[reason,
                     kind]], no_conflicts, skipped [[item ref, reason substring]], unplaced [ref],
-                    duplicate_id}}
+                    duplicate_id, drift [{ci: ref, attribute, before, after, related: ref}]}}
+                    drift: exactly these drift events (reconcile.drift), any order; before/after that
+                    are objects match as subsets (a set member's summary), "related" is optional
+    drift_count     drift events in the store after the last report
 """
 
 from __future__ import annotations
@@ -96,6 +99,19 @@ class Run:
                 number, f"{ref} skipped with {reason!r} expected; skipped: {changes.skipped}")
         for ref in exp.get("unplaced", []):
             assert ref not in changes.ci_of_ref, self.where(number, f"{ref} must not be placed on a CI")
+        if "drift" in exp:
+            self.check_drift(number, changes, exp["drift"])
+
+    def check_drift(self, number: str, changes: AnnotatedChangeSet, expected: list[dict]) -> None:
+        got = [(e.ci_id, e.attribute, e.before, e.after, e.related_ci) for e in changes.drift]
+        assert len(got) == len(expected), self.where(number, f"drift: expected {len(expected)} events, got {got}")
+        left = list(got)
+        for spec in expected:
+            match = next((g for g in left if g[0] == self.ci(spec["ci"]) and g[1] == spec["attribute"]
+                          and _like(g[2], spec.get("before")) and _like(g[3], spec.get("after"))
+                          and ("related" not in spec or g[4] == self.ci(spec["related"]))), None)
+            assert match is not None, self.where(number, f"drift event {spec} expected; events: {got}")
+            left.remove(match)
 
     # -- final-state expectations --------------------------------------------------------
     def ci(self, spec: str) -> str:
@@ -108,6 +124,9 @@ class Run:
 
     def check_final(self) -> None:
         exp, store = self.scenario.expected, self.store
+        if "drift_count" in exp:
+            got = len(store.drift_events(limit=1_000_000))
+            assert got == exp["drift_count"], self.where(None, f"drift events: expected {exp['drift_count']}, got {got}")
         for key, state in (("counts", "active"), ("retired_counts", "retired")):
             if key in exp:
                 counts = store.count_cis(state)
@@ -156,6 +175,13 @@ class Run:
             None, f"{what}: history kinds {sorted(kinds)}; missing {sorted(missing)}, unwanted {sorted(unwanted)}")
 
 
+def _like(got, expected) -> bool:
+    """A drift value matches: equal, or for objects every expected key equal."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return all(got.get(k) == v for k, v in expected.items())
+    return got == expected
+
+
 def test_every_scenario_folder_is_complete():
     assert len(SCENARIOS) >= 25
     for path in SCENARIOS:
@@ -175,3 +201,10 @@ def test_scenario(store, path):
     run = Run(load(path), store)
     run.replay()
     run.check_final()
+
+
+def test_a_wrong_drift_expectation_fails(store):
+    scenario = load(FIXTURES / "drift-ram-upgrade-and-kernel-update")
+    scenario.expected["reports"]["02"]["drift"][0]["after"] = 1
+    with pytest.raises(AssertionError, match=r"report 02-upgraded: drift event .*memory_bytes"):
+        Run(scenario, store).replay()
