@@ -33,16 +33,13 @@ from collector.api import (
     APIError,
     error_response,
 )
-from reconcile.drift import DEFAULT_DRIFT_POLICY, DriftPolicy
-from reconcile.precedence import DEFAULT_PRECEDENCE, PrecedenceTable
+from reconcile.policy import DEFAULT_POLICY, ReconcilePolicy
 
 log = logging.getLogger("fleetgraph.collector")
 
 # The ingest handler decompresses gzip itself, with a hard cap; aiohttp must hand it the raw bytes.
 RUNNER_KWARGS: dict[str, Any] = {"auto_decompress": False}
-RETIRE_AFTER_KEY = web.AppKey("retire_after_missed_runs", int)
-PRECEDENCE_KEY = web.AppKey("precedence", PrecedenceTable)
-DRIFT_POLICY_KEY = web.AppKey("drift_policy", DriftPolicy)
+POLICY_KEY = web.AppKey("reconcile_policy", ReconcilePolicy)
 
 STORE_THREADS = 4
 _REQUEST_ID_IN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -107,9 +104,7 @@ async def _reconcile_worker(app: web.Application) -> AsyncIterator[None]:
         return
     from collector.worker import ReconcileWorker
 
-    worker = ReconcileWorker(app[STORE_KEY], config.reconcile_batch,
-                             retire_after_missed_runs=app[RETIRE_AFTER_KEY], precedence=app[PRECEDENCE_KEY],
-                             drift_policy=app[DRIFT_POLICY_KEY])
+    worker = ReconcileWorker(app[STORE_KEY], config.reconcile_batch, policy=app[POLICY_KEY])
     worker.start()
     app[WORKER_KEY] = worker
     yield
@@ -117,9 +112,8 @@ async def _reconcile_worker(app: web.Application) -> AsyncIterator[None]:
     await asyncio.get_running_loop().run_in_executor(None, worker.stop)
 
 
-def create_app(store: Store, config: CollectorConfig, retire_after_missed_runs: int = 1,
-               precedence: PrecedenceTable | None = None,
-               drift_policy: DriftPolicy | None = None) -> web.Application:
+def create_app(store: Store, config: CollectorConfig,
+               policy: ReconcilePolicy | None = None) -> web.Application:
     """The collector app over an open store. Run it with RUNNER_KWARGS; the caller closes the store."""
     if config.max_body_bytes < 1 or config.max_report_bytes < 1:
         raise ValueError("collector.max_body_bytes and collector.max_report_bytes must be positive")
@@ -127,9 +121,7 @@ def create_app(store: Store, config: CollectorConfig, retire_after_missed_runs: 
     app = web.Application(middlewares=[json_errors], client_max_size=config.max_body_bytes)
     app[STORE_KEY] = store
     app[CONFIG_KEY] = config
-    app[RETIRE_AFTER_KEY] = retire_after_missed_runs  # [reconcile] retire_after_missed_runs
-    app[PRECEDENCE_KEY] = precedence or DEFAULT_PRECEDENCE  # [reconcile] source/attribute_priority
-    app[DRIFT_POLICY_KEY] = drift_policy or DEFAULT_DRIFT_POLICY  # [reconcile] drift_tracked
+    app[POLICY_KEY] = policy or DEFAULT_POLICY  # [reconcile]
     app.cleanup_ctx.append(_store_executor)  # torn down last: the worker's stop runs before it
     app.cleanup_ctx.append(_reconcile_worker)
     app.add_routes(health.routes)

@@ -87,18 +87,14 @@ def _store_flag(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace, config: Any) -> int:
     from collector.server import serve
-    from reconcile.drift import DriftPolicy
-    from reconcile.precedence import PrecedenceTable
+    from reconcile.policy import ReconcilePolicy
 
     try:
-        precedence = PrecedenceTable.from_config(config.reconcile.source_priority,
-                                                 config.reconcile.attribute_priority)
-        drift_policy = DriftPolicy.from_config(config.reconcile.drift_tracked)
+        policy = ReconcilePolicy.from_config(config.reconcile)
     except ValueError as exc:
         print(f"fleetgraph: {exc}", file=sys.stderr)
         return 2
-    return serve(config.collector, retire_after_missed_runs=config.reconcile.retire_after_missed_runs,
-                 precedence=precedence, drift_policy=drift_policy)
+    return serve(config.collector, policy)
 
 
 def _open(config: Any):

@@ -23,8 +23,7 @@ import sys
 from aiohttp import web
 
 from cmdb.config import CollectorConfig, ConfigError, parse_listen
-from reconcile.drift import DriftPolicy
-from reconcile.precedence import PrecedenceTable
+from reconcile.policy import ReconcilePolicy
 
 log = logging.getLogger("fleetgraph.collector")
 
@@ -77,8 +76,7 @@ def tls_server_context(config: CollectorConfig) -> ssl.SSLContext | None:
 
 
 async def _serve(store, config: CollectorConfig, host: str, port: int,
-                 tls: ssl.SSLContext | None = None, retire_after_missed_runs: int = 1,
-                 precedence: PrecedenceTable | None = None, drift_policy: DriftPolicy | None = None) -> int:
+                 tls: ssl.SSLContext | None = None, policy: ReconcilePolicy | None = None) -> int:
     from collector.app import RUNNER_KWARGS, create_app
 
     loop = asyncio.get_running_loop()
@@ -86,7 +84,7 @@ async def _serve(store, config: CollectorConfig, host: str, port: int,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    runner = web.AppRunner(create_app(store, config, retire_after_missed_runs, precedence, drift_policy), shutdown_timeout=SHUTDOWN_TIMEOUT,
+    runner = web.AppRunner(create_app(store, config, policy), shutdown_timeout=SHUTDOWN_TIMEOUT,
                            **RUNNER_KWARGS)
     await runner.setup()
     try:
@@ -110,8 +108,7 @@ async def _serve(store, config: CollectorConfig, host: str, port: int,
     return 0
 
 
-def serve(config: CollectorConfig, retire_after_missed_runs: int = 1,
-          precedence: PrecedenceTable | None = None, drift_policy: DriftPolicy | None = None) -> int:
+def serve(config: CollectorConfig, policy: ReconcilePolicy | None = None) -> int:
     """Run the collector until SIGINT/SIGTERM; the exit code (0 on a clean shutdown)."""
     configure_logging(config.log_level)
     host, port = parse_listen(config.listen)
@@ -122,7 +119,6 @@ def serve(config: CollectorConfig, retire_after_missed_runs: int = 1,
         print(f"fleetgraph: cannot open the store {config.store}: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(store, config, host, port, tls, retire_after_missed_runs, precedence,
-                                   drift_policy))
+        return asyncio.run(_serve(store, config, host, port, tls, policy))
     finally:
         store.close()

@@ -23,8 +23,7 @@ from typing import Any
 
 from cmdb.report import Report, ReportError, decode_report
 from cmdb.store import ReportNotPending, Store, StoredReport
-from reconcile.drift import DriftPolicy
-from reconcile.precedence import PrecedenceTable
+from reconcile.policy import DEFAULT_POLICY, ReconcilePolicy
 
 log = logging.getLogger("fleetgraph.collector.reconcile")
 
@@ -37,33 +36,22 @@ STORE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)  # back-off while the store its
 MAX_ERROR_CHARS = 2000
 
 
-def _default_reconcile(retire_after_missed_runs: int = 1, precedence: PrecedenceTable | None = None,
-                       drift_policy: DriftPolicy | None = None) -> ReconcileFn:
-    from reconcile.drift import DEFAULT_DRIFT_POLICY
+def _default_reconcile(policy: ReconcilePolicy) -> ReconcileFn:
     from reconcile.engine import reconcile_report
-    from reconcile.precedence import DEFAULT_PRECEDENCE
 
-    table = precedence or DEFAULT_PRECEDENCE
-    drift = drift_policy or DEFAULT_DRIFT_POLICY
-    return lambda store, report, seq: reconcile_report(store, report, report_seq=seq,
-                                                       retire_after_missed_runs=retire_after_missed_runs,
-                                                       precedence=table, drift_policy=drift)
+    kwargs = policy.engine_kwargs()
+    return lambda store, report, seq: reconcile_report(store, report, report_seq=seq, **kwargs)
 
 
 class ReconcileWorker:
     def __init__(self, store: Store, batch: int = 32, *, reconcile: ReconcileFn | None = None,
-                 idle_poll: float = IDLE_POLL_SECONDS, retire_after_missed_runs: int = 1,
-                 precedence: PrecedenceTable | None = None, drift_policy: DriftPolicy | None = None):
+                 idle_poll: float = IDLE_POLL_SECONDS, policy: ReconcilePolicy = DEFAULT_POLICY):
         if batch < 1:
             raise ValueError("reconcile batch must be at least 1")
-        if retire_after_missed_runs < 1:
-            raise ValueError("reconcile.retire_after_missed_runs must be at least 1")
         self._store = store
         self._batch = batch
         self._reconcile = reconcile
-        self._retire_after = retire_after_missed_runs
-        self._precedence = precedence
-        self._drift_policy = drift_policy
+        self._policy = policy
         self._idle_poll = idle_poll
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
@@ -81,7 +69,7 @@ class ReconcileWorker:
         if self._thread is not None:
             raise RuntimeError("the reconcile worker is already started")
         if self._reconcile is None:
-            self._reconcile = _default_reconcile(self._retire_after, self._precedence, self._drift_policy)
+            self._reconcile = _default_reconcile(self._policy)
         self._thread = threading.Thread(target=self._run, name="fleetgraph-reconcile", daemon=True)
         self._thread.start()
 
