@@ -37,6 +37,15 @@ class StoredReport:
 
 
 @dataclass(slots=True)
+class ReportHead:
+    """Who sent a stored report and whether it is a full report or a delta (no body)."""
+
+    source_kind: str
+    source_id: str
+    mode: str
+
+
+@dataclass(slots=True)
 class PutResult:
     """Outcome of `put_report`. `created` is False when the report_id was already stored; then
     `digest` is the stored body's digest so the caller can tell a replay from a conflict."""
@@ -226,9 +235,12 @@ class Store(Protocol):
 
     # -- the raw-report log ---------------------------------------------------------------
     def put_report(self, report_id: str, source_kind: str, source_id: str,
-                   collected_at: datetime, body: bytes) -> PutResult:
+                   collected_at: datetime, body: bytes, mode: str = "full") -> PutResult:
         """Store a raw report durably (committed and synced) before returning. Idempotent on
         report_id: a second put of the same id stores nothing and returns created=False."""
+
+    def report_head(self, report_id: str) -> ReportHead | None:
+        """Source and mode of a stored report, without its body (a delta's base check)."""
 
     def get_report(self, report_id: str) -> StoredReport | None: ...
 

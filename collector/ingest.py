@@ -18,7 +18,6 @@ import logging
 import zlib
 from dataclasses import dataclass
 
-import msgspec
 from aiohttp import web
 
 from cmdb.report import Report, ReportError, decode_report
@@ -163,7 +162,7 @@ async def post_report(request: web.Request) -> web.Response:
 
     try:
         put = await call_store(request, store.put_report, report.report_id, report.source.kind,
-                               report.source.id, report.collected_at, body)
+                               report.source.id, report.collected_at, body, report.mode)
     except ReportConflict:
         raise _conflict(report.report_id) from None
 
@@ -184,23 +183,16 @@ async def post_report(request: web.Request) -> web.Response:
                          status=202)
 
 
-class _ReportHead(msgspec.Struct):
-    mode: str = "full"
-
-
-_head_decoder = msgspec.json.Decoder(_ReportHead)
-
-
 def _check_delta_base(store: Store, report: Report) -> None:
     """A delta is applied on its base: the base must be a full report of the same source that this
     store holds. Otherwise 422 with code "base_unknown": the agent then sends a full report."""
-    base = store.get_report(report.base_report_id or "")
+    base = store.report_head(report.base_report_id or "")
     problem = None
     if base is None:
         problem = "is not in this collector's store"
     elif (base.source_kind, base.source_id) != (report.source.kind, report.source.id):
         problem = "belongs to another source"
-    elif _head_decoder.decode(base.body).mode != "full":
+    elif base.mode != "full":
         problem = "is not a full report"
     if problem is not None:
         raise APIError(422, f"base report {report.base_report_id!r} of this delta {problem}; "

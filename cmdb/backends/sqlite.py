@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
-from cmdb.backends import sqlite_drift, sqlite_enroll, sqlite_observations, sqlite_staleness
+from cmdb.backends import sqlite_drift, sqlite_enroll, sqlite_observations, sqlite_reports, sqlite_staleness
 from cmdb.backends.sqlite_apply import write_change_set
 from cmdb.backends.sqlite_schema import decode_json, encode_json, from_micros, json_decode, migrate, to_micros
 from cmdb.changes import ChangeSet, Provenance
@@ -118,7 +118,7 @@ def _report(row: tuple) -> StoredReport:
                         row[7], row[8], None if row[9] is None else from_micros(row[9]), row[10])
 
 
-class SQLiteStore(sqlite_drift.DriftReads):
+class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads):
     """The `cmdb.store.Store` contract on one SQLite file (created, with its folder, if missing)."""
 
     # "database is locked" after the busy timeout, disk I/O errors, a full disk: try again later.
@@ -217,7 +217,7 @@ class SQLiteStore(sqlite_drift.DriftReads):
 
     # -- the raw-report log ---------------------------------------------------------------
     def put_report(self, report_id: str, source_kind: str, source_id: str,
-                   collected_at: datetime, body: bytes) -> PutResult:
+                   collected_at: datetime, body: bytes, mode: str = "full") -> PutResult:
         stored = self._stored_put(report_id)
         if stored is not None:  # a replay: answer without queueing behind the writer
             return stored
@@ -226,9 +226,10 @@ class SQLiteStore(sqlite_drift.DriftReads):
         received = datetime.now(timezone.utc)
         with self._transaction(durable=True) as conn:
             cur = conn.execute(
-                "INSERT INTO report (report_id, source_kind, source_id, received_at, collected_at, digest, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (report_id) DO NOTHING",
-                (report_id, source_kind, source_id, to_micros(received), to_micros(collected_at), digest, body))
+                "INSERT INTO report (report_id, source_kind, source_id, received_at, collected_at, digest, body, "
+                "mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (report_id) DO NOTHING",
+                (report_id, source_kind, source_id, to_micros(received), to_micros(collected_at), digest, body,
+                 mode))
             created, seq = cur.rowcount == 1, cur.lastrowid
         if created:
             return PutResult(True, seq, received, digest)

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -289,7 +289,13 @@ _V7 = (
     "CREATE INDEX drift_by_time ON drift (observed_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = (
+    # full or delta, recorded at ingest: checking a delta's base then reads one row, not the base's
+    # whole body. NULL for reports stored before version 8 (read from their body when asked).
+    "ALTER TABLE report ADD COLUMN mode TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -86,3 +86,12 @@ def test_times_come_back_in_utc_whatever_zone_went_in(store):
     paris = timezone(timedelta(hours=1))
     store.put_report("report-tz01", "agent", "a", at(0).astimezone(paris), body(1))
     assert store.get_report("report-tz01").collected_at == at(0)
+
+
+def test_report_head_gives_source_and_mode_without_the_body(store):
+    store.put_report("report-full-1", "agent", "a-1", at(0), b'{"x": 1}')
+    store.put_report("report-delta-1", "agent", "a-1", at(1), b'{"x": 2}', mode="delta")
+    full, delta = store.report_head("report-full-1"), store.report_head("report-delta-1")
+    assert (full.source_kind, full.source_id, full.mode) == ("agent", "a-1", "full")
+    assert delta.mode == "delta"
+    assert store.report_head("report-nope") is None

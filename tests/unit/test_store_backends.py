@@ -84,3 +84,23 @@ def test_build_graph_keeps_parallel_edges_of_different_types():
                         {"a": "Service", "b": "Computer"})
     assert graph.number_of_edges("a", "b") == 2
     assert graph.nodes["x"]["ci_class"] is None  # an end the caller gave no class for
+
+
+def test_a_report_stored_before_schema_8_reads_its_mode_from_its_body(tmp_path):
+    """Upgrading keeps delta base checks right for reports stored without a mode column value."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from cmdb.backends.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "old.sqlite")
+    store.put_report("report-old-delta", "agent", "a-1", datetime(2026, 1, 1, tzinfo=UTC),
+                     b'{"schema": "fleetgraph.report/1", "mode": "delta"}')
+    store.close()
+    with sqlite3.connect(tmp_path / "old.sqlite") as conn:  # as a version-7 store left it
+        conn.execute("UPDATE report SET mode = NULL")
+    store = SQLiteStore(tmp_path / "old.sqlite")
+    try:
+        assert store.report_head("report-old-delta").mode == "delta"
+    finally:
+        store.close()
