@@ -69,14 +69,8 @@ def register(subparsers: Any) -> None:
     _store_flag(create)
     create.set_defaults(func=_token_create)
 
-    listing = tsub.add_parser("list", help="list tokens (names, roles, expiry; never the tokens)")
-    _store_flag(listing)
-    listing.set_defaults(func=_token_list)
-
-    revoke = tsub.add_parser("revoke", help="revoke every token with this name")
-    revoke.add_argument("--name", required=True)
-    _store_flag(revoke)
-    revoke.set_defaults(func=_token_revoke)
+    _add_list_and_revoke(tsub, "list tokens (names, roles, expiry; never the tokens)", _token_list,
+                         "revoke every token with this name", _token_revoke)
     _register_enroll_token(subparsers)
 
 
@@ -214,14 +208,19 @@ def _register_enroll_token(subparsers: Any) -> None:
     _store_flag(create)
     create.set_defaults(func=_enroll_token_create)
 
-    listing = esub.add_parser("list", help="list enrollment tokens (uses, expiry; never the tokens)")
-    _store_flag(listing)
-    listing.set_defaults(func=_enroll_token_list)
+    _add_list_and_revoke(esub, "list enrollment tokens (uses, expiry; never the tokens)", _enroll_token_list,
+                         "revoke the live enrollment token with this name", _enroll_token_revoke)
 
-    revoke = esub.add_parser("revoke", help="revoke the live enrollment token with this name")
+
+def _add_list_and_revoke(sub: Any, list_help: str, list_fn: Any, revoke_help: str, revoke_fn: Any) -> None:
+    """`list` and `revoke --name N`, the same for API tokens and enrollment tokens."""
+    listing = sub.add_parser("list", help=list_help)
+    _store_flag(listing)
+    listing.set_defaults(func=list_fn)
+    revoke = sub.add_parser("revoke", help=revoke_help)
     revoke.add_argument("--name", required=True)
     _store_flag(revoke)
-    revoke.set_defaults(func=_enroll_token_revoke)
+    revoke.set_defaults(func=revoke_fn)
 
 
 def _parse_ttl(text: str) -> datetime:

@@ -63,3 +63,20 @@ async def drain(client: TestClient, timeout: float = 20.0) -> None:
 
 def later(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
+
+
+async def get_json(client: TestClient, path: str, token: str, status: int = 200, **params: Any) -> Any:
+    """GET with a bearer token; asserts the status and returns the JSON answer."""
+    resp = await client.get(path, params=params, headers=auth(token))
+    payload = await resp.json()
+    assert resp.status == status, payload
+    return payload
+
+
+async def post_and_reconcile(client: TestClient, token: str, reports: Any) -> TestClient:
+    """POST each report (each must be accepted) and wait until all are reconciled."""
+    for report in reports:
+        resp = await client.post("/api/v1/reports", data=encode_report(report), headers=json_headers(token))
+        assert resp.status == 202, await resp.text()
+    await drain(client)
+    return client

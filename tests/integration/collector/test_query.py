@@ -4,56 +4,53 @@ from __future__ import annotations
 
 import pytest
 
-from cmdb.report import encode_report
-from tests.integration.collector.harness import T0, auth, drain, json_headers, later, make_report, report_body
+from tests.integration.collector.harness import (
+    T0,
+    auth,
+    get_json,
+    json_headers,
+    later,
+    make_report,
+    post_and_reconcile,
+    report_body,
+)
 
 
 @pytest.fixture
 async def fleet(collector, tokens):
     """A collector that has reconciled two reports of web-01 (RAM upgraded between) and db-01."""
     client = await collector(reconcile=True)
-    for report in (make_report(hostname="web-01", serial="SN-WEB", memory_mb=8192, collected_at=T0),
+    return await post_and_reconcile(client, tokens["agent"], (
+                   make_report(hostname="web-01", serial="SN-WEB", memory_mb=8192, collected_at=T0),
                    make_report(hostname="web-01", serial="SN-WEB", memory_mb=16384, collected_at=later(60),
                                os_version="13"),
-                   make_report(hostname="db-01", serial="SN-DB", memory_mb=65536, collected_at=T0)):
-        resp = await client.post("/api/v1/reports", data=encode_report(report),
-                                 headers=json_headers(tokens["agent"]))
-        assert resp.status == 202
-    await drain(client)
-    return client
-
-
-async def _get(client, path: str, token: str, status: int = 200, **params):
-    resp = await client.get(path, params=params, headers=auth(token))
-    payload = await resp.json()
-    assert resp.status == status, payload
-    return payload
+                   make_report(hostname="db-01", serial="SN-DB", memory_mb=65536, collected_at=T0)))
 
 
 async def _computer_id(client, token: str, hostname: str) -> str:
-    found = await _get(client, "/api/v1/cis", token, **{"class": "Computer", "attr.hostname": hostname})
+    found = await get_json(client, "/api/v1/cis", token, **{"class": "Computer", "attr.hostname": hostname})
     assert found["count"] == 1
     return found["items"][0]["id"]
 
 
 async def test_list_and_filter(fleet, tokens):
     reader = tokens["reader"]
-    computers = await _get(fleet, "/api/v1/cis", reader, **{"class": "Computer"})
+    computers = await get_json(fleet, "/api/v1/cis", reader, **{"class": "Computer"})
     assert sorted(c["attributes"]["hostname"] for c in computers["items"]) == ["db-01", "web-01"]
     assert all(c["class"] == "Computer" and c["state"] == "active" for c in computers["items"])
 
-    web = await _get(fleet, "/api/v1/cis", reader, **{"class": "Computer", "attr.hostname": "web-01"})
+    web = await get_json(fleet, "/api/v1/cis", reader, **{"class": "Computer", "attr.hostname": "web-01"})
     assert web["count"] == 1 and web["items"][0]["attributes"]["memory_mb"] == 16384
-    typed = await _get(fleet, "/api/v1/cis", reader, **{"attr.memory_mb": "65536"})
+    typed = await get_json(fleet, "/api/v1/cis", reader, **{"attr.memory_mb": "65536"})
     assert [c["attributes"]["hostname"] for c in typed["items"]] == ["db-01"]
-    none = await _get(fleet, "/api/v1/cis", reader, **{"attr.hostname": "nope"})
+    none = await get_json(fleet, "/api/v1/cis", reader, **{"attr.hostname": "nope"})
     assert none == {"items": [], "count": 0, "limit": 100, "offset": 0, "next_offset": None}
 
-    everything = await _get(fleet, "/api/v1/cis", reader, state="all")
+    everything = await get_json(fleet, "/api/v1/cis", reader, state="all")
     assert everything["count"] == 4  # two computers, two operating systems
-    page = await _get(fleet, "/api/v1/cis", reader, limit="3")
+    page = await get_json(fleet, "/api/v1/cis", reader, limit="3")
     assert page["count"] == 3 and page["next_offset"] == 3
-    rest = await _get(fleet, "/api/v1/cis", reader, limit="3", offset="3")
+    rest = await get_json(fleet, "/api/v1/cis", reader, limit="3", offset="3")
     assert rest["count"] == 1 and rest["next_offset"] is None
     assert {c["id"] for c in page["items"]} | {c["id"] for c in rest["items"]} == \
         {c["id"] for c in everything["items"]}
@@ -70,14 +67,14 @@ async def test_list_and_filter(fleet, tokens):
     ({"attr.Bad Name": "x"}, "attribute names are lower-case"),
 ])
 async def test_list_rejects_bad_parameters(fleet, tokens, params, message):
-    payload = await _get(fleet, "/api/v1/cis", tokens["reader"], status=400, **params)
+    payload = await get_json(fleet, "/api/v1/cis", tokens["reader"], status=400, **params)
     assert message in payload["error"], payload
 
 
 async def test_show_ci_with_provenance_identifiers_and_relationships(fleet, tokens):
     reader = tokens["reader"]
     ci_id = await _computer_id(fleet, reader, "web-01")
-    ci = await _get(fleet, f"/api/v1/cis/{ci_id}", reader)
+    ci = await get_json(fleet, f"/api/v1/cis/{ci_id}", reader)
     assert ci["id"] == ci_id and ci["class"] == "Computer" and ci["as_of"] is None
     memory = ci["attributes"]["memory_mb"]
     assert memory["value"] == 16384
@@ -87,7 +84,7 @@ async def test_show_ci_with_provenance_identifiers_and_relationships(fleet, toke
     assert ci["relationships"]["out"] == []
     (runs_on,) = ci["relationships"]["in"]
     assert runs_on["type"] == "RUNS_ON" and runs_on["to_ci"] == ci_id
-    os_ci = await _get(fleet, f"/api/v1/cis/{runs_on['from_ci']}", reader)
+    os_ci = await get_json(fleet, f"/api/v1/cis/{runs_on['from_ci']}", reader)
     assert os_ci["class"] == "OperatingSystem" and os_ci["attributes"]["version"]["value"] == "13"
     assert os_ci["relationships"]["out"][0]["to_ci"] == ci_id
 
@@ -95,31 +92,31 @@ async def test_show_ci_with_provenance_identifiers_and_relationships(fleet, toke
 async def test_show_as_of(fleet, tokens):
     reader = tokens["reader"]
     ci_id = await _computer_id(fleet, reader, "web-01")
-    then = await _get(fleet, f"/api/v1/cis/{ci_id}", reader, as_of=later(30).isoformat())
+    then = await get_json(fleet, f"/api/v1/cis/{ci_id}", reader, as_of=later(30).isoformat())
     assert then["attributes"]["memory_mb"]["value"] == 8192
     assert then["as_of"].startswith("2024-05-01T12:30:00")
-    now = await _get(fleet, f"/api/v1/cis/{ci_id}", reader, as_of="2024-05-01T14:00:00Z")
+    now = await get_json(fleet, f"/api/v1/cis/{ci_id}", reader, as_of="2024-05-01T14:00:00Z")
     assert now["attributes"]["memory_mb"]["value"] == 16384
-    before = await _get(fleet, f"/api/v1/cis/{ci_id}", reader, status=404, as_of="2024-04-01")
+    before = await get_json(fleet, f"/api/v1/cis/{ci_id}", reader, status=404, as_of="2024-04-01")
     assert "did not exist yet" in before["error"]
 
 
 async def test_history(fleet, tokens):
     reader = tokens["reader"]
     ci_id = await _computer_id(fleet, reader, "web-01")
-    full = await _get(fleet, f"/api/v1/cis/{ci_id}/history", reader)
+    full = await get_json(fleet, f"/api/v1/cis/{ci_id}/history", reader)
     kinds = [row["kind"] for row in full["items"]]
     assert kinds.count("ci.create") == 1
-    memory = await _get(fleet, f"/api/v1/cis/{ci_id}/history", reader, name="memory_mb")
+    memory = await get_json(fleet, f"/api/v1/cis/{ci_id}/history", reader, name="memory_mb")
     assert [(r["before"], r["after"]) for r in memory["items"]] == [(None, 8192), (8192, 16384)]
     assert memory["items"][1]["provenance"]["report_id"]
-    recent = await _get(fleet, f"/api/v1/cis/{ci_id}/history", reader, name="memory_mb",
+    recent = await get_json(fleet, f"/api/v1/cis/{ci_id}/history", reader, name="memory_mb",
                         since=later(30).isoformat())
     assert [r["after"] for r in recent["items"]] == [16384]
-    early = await _get(fleet, f"/api/v1/cis/{ci_id}/history", reader, name="memory_mb",
+    early = await get_json(fleet, f"/api/v1/cis/{ci_id}/history", reader, name="memory_mb",
                        until=later(30).isoformat())
     assert [r["after"] for r in early["items"]] == [8192]
-    one = await _get(fleet, f"/api/v1/cis/{ci_id}/history", reader, limit="1")
+    one = await get_json(fleet, f"/api/v1/cis/{ci_id}/history", reader, limit="1")
     assert one["count"] == 1
 
 
@@ -138,16 +135,16 @@ async def test_show_and_history_errors(fleet, tokens, path, params, status, mess
     reader = tokens["reader"]
     if "{web}" in path:
         path = path.format(web=await _computer_id(fleet, reader, "web-01"))
-    payload = await _get(fleet, path, reader, status=status, **params)
+    payload = await get_json(fleet, path, reader, status=status, **params)
     assert message in payload["error"], payload
 
 
 async def test_query_auth(fleet, tokens):
     resp = await fleet.get("/api/v1/cis")
     assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
-    denied = await _get(fleet, "/api/v1/cis", tokens["agent"], status=403)
+    denied = await get_json(fleet, "/api/v1/cis", tokens["agent"], status=403)
     assert "role 'agent'" in denied["error"] and "reader" in denied["error"]
-    assert (await _get(fleet, "/api/v1/cis", tokens["admin"]))["count"] == 4
+    assert (await get_json(fleet, "/api/v1/cis", tokens["admin"]))["count"] == 4
 
 
 async def test_unknown_route_and_wrong_method_are_json(collector, tokens):
