@@ -7,7 +7,8 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 # System packages the code, the tests and the benchmarks use (time: peak RSS in bench/).
 # Installed only when one is missing.
-SYSTEM_PACKAGES := python3-venv iproute2 procps gzip time fusioninventory-agent
+SYSTEM_PACKAGES := python3-venv iproute2 procps gzip time fusioninventory-agent ocsinventory-agent \
+                   snmpd snmp openssh-server openssh-client nmap
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast sysdeps venv schema bench bench-agent clean agent-pyz deb
