@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -295,7 +295,146 @@ _V8 = (
     "ALTER TABLE report ADD COLUMN mode TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = (
+    # Merge and split (cmdb.backends.sqlite_merge): history gains ci.merge, ci.split and
+    # ident.remove (an identifier moved off a CI). The table is copied as in version 4.
+    """CREATE TABLE history_v9 (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        kind        TEXT NOT NULL CHECK (kind = 'ci.create' OR kind = 'attr.set' OR kind = 'attr.unset'
+                           OR kind = 'ident.add' OR kind = 'rel.add' OR kind = 'rel.retire'
+                           OR kind = 'ci.retire' OR kind = 'ci.reactivate'
+                           OR kind = 'ci.merge' OR kind = 'ci.split' OR kind = 'ident.remove'),
+        name        TEXT,
+        before      TEXT,
+        after       TEXT,
+        related_ci  TEXT,
+        source_kind TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        report_id   TEXT,
+        observed_at INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL
+    )""",
+    "INSERT INTO history_v9 SELECT * FROM history ORDER BY seq",
+    "DROP TABLE history",
+    "ALTER TABLE history_v9 RENAME TO history",
+    "CREATE INDEX history_by_ci ON history (ci_id, seq)",
+    "CREATE INDEX history_by_related_ci ON history (related_ci, seq) WHERE related_ci IS NOT NULL",
+    """CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+       BEGIN SELECT RAISE(ABORT, 'history is append-only: its rows cannot be updated'); END""",
+    """CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+       BEGIN SELECT RAISE(ABORT, 'history is append-only: its rows cannot be deleted'); END""",
+    # A CI merged into another is retired with merged_into set; splitting it back clears both.
+    "ALTER TABLE ci ADD COLUMN merged_into TEXT",
+    # One row per merge or split, with what moved (JSON), so that the operation can be undone.
+    """CREATE TABLE ci_operation (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL CHECK (kind = 'merge' OR kind = 'split'),
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        other_ci    TEXT NOT NULL REFERENCES ci (id),
+        actor       TEXT NOT NULL,
+        reason      TEXT,
+        moved       TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        undone_by   INTEGER REFERENCES ci_operation (seq)
+    )""",
+    "CREATE INDEX ci_operation_by_ci ON ci_operation (ci_id)",
+    "CREATE INDEX ci_operation_by_other ON ci_operation (other_ci)",
+
+    # Records (cmdb.records, reconcile.records): change records and incidents. Their number is
+    # derived from seq (CHG0000001, INC0000001). `drift_ci`/`drift_attribute` are set on records
+    # that unmatched drift opened: at most one open record per CI and attribute (deduplication).
+    """CREATE TABLE change_record (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        type          TEXT NOT NULL CHECK (type = 'standard' OR type = 'normal' OR type = 'emergency'),
+        state         TEXT NOT NULL CHECK (state = 'new' OR state = 'assess' OR state = 'authorize'
+                             OR state = 'scheduled' OR state = 'implement' OR state = 'review'
+                             OR state = 'closed' OR state = 'cancelled'),
+        title         TEXT NOT NULL,
+        description   TEXT,
+        planned_start INTEGER,
+        planned_end   INTEGER,
+        expected      TEXT,
+        verification  TEXT,
+        verified_at   INTEGER,
+        origin        TEXT NOT NULL CHECK (origin = 'manual' OR origin = 'drift'),
+        drift_ci      TEXT REFERENCES ci (id),
+        drift_attribute TEXT,
+        created_by    TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        approved_by   TEXT,
+        approved_at   INTEGER
+    )""",
+    "CREATE INDEX change_record_by_state ON change_record (state, planned_end)",
+    "CREATE UNIQUE INDEX change_record_open_drift ON change_record (drift_ci, drift_attribute) "
+    "WHERE drift_ci IS NOT NULL AND state <> 'closed' AND state <> 'cancelled'",
+    """CREATE TABLE incident (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        state         TEXT NOT NULL CHECK (state = 'new' OR state = 'in_progress' OR state = 'resolved'
+                             OR state = 'closed'),
+        title         TEXT NOT NULL,
+        description   TEXT,
+        impact        INTEGER NOT NULL CHECK (impact >= 1 AND impact <= 3),
+        urgency       INTEGER NOT NULL CHECK (urgency >= 1 AND urgency <= 3),
+        priority      INTEGER NOT NULL CHECK (priority >= 1 AND priority <= 5),
+        assignee      TEXT,
+        resolution    TEXT,
+        origin        TEXT NOT NULL CHECK (origin = 'manual' OR origin = 'drift'),
+        drift_ci      TEXT REFERENCES ci (id),
+        drift_attribute TEXT,
+        created_by    TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        resolved_at   INTEGER,
+        closed_at     INTEGER
+    )""",
+    "CREATE INDEX incident_by_state ON incident (state, priority)",
+    "CREATE UNIQUE INDEX incident_open_drift ON incident (drift_ci, drift_attribute) "
+    "WHERE drift_ci IS NOT NULL AND (state = 'new' OR state = 'in_progress')",
+    # Affected CIs and linked drift of either kind of record, keyed by its number.
+    """CREATE TABLE record_ci (
+        record      TEXT NOT NULL,
+        ci_id       TEXT NOT NULL REFERENCES ci (id),
+        PRIMARY KEY (record, ci_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX record_ci_by_ci ON record_ci (ci_id)",
+    """CREATE TABLE record_drift (
+        record      TEXT NOT NULL,
+        drift_id    TEXT NOT NULL REFERENCES drift (id),
+        role        TEXT NOT NULL CHECK (role = 'evidence' OR role = 'cause'),
+        PRIMARY KEY (record, drift_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX record_drift_by_drift ON record_drift (drift_id)",
+    # What reconcile decided for each drift event: authorized (by a change), incident,
+    # unauthorized_change, or recorded (policy: drift is only recorded); and the record.
+    "ALTER TABLE drift ADD COLUMN disposition TEXT",
+    "ALTER TABLE drift ADD COLUMN record TEXT",
+    # Every event of every record (created, transitioned, drift attached, verified): the records'
+    # audit trail, and the webhook outbox (collector.webhooks delivers them in seq order to each
+    # endpoint, keeping its cursor in webhook_endpoint).
+    """CREATE TABLE record_event (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        record      TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        at          INTEGER NOT NULL
+    )""",
+    "CREATE INDEX record_event_by_record ON record_event (record, seq)",
+    """CREATE TRIGGER record_event_no_update BEFORE UPDATE ON record_event
+       BEGIN SELECT RAISE(ABORT, 'record events are append-only'); END""",
+    """CREATE TABLE webhook_endpoint (
+        url             TEXT PRIMARY KEY,
+        delivered_seq   INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        dead_letters    INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
