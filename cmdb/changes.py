@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from cmdb.records import DriftAction
 
 JSONValue = Any  # the attribute value types of cmdb.report.AttributeValue
 
@@ -110,6 +113,10 @@ class DriftEvent:
     related_ci: str | None
     provenance: Provenance
     recorded_at: datetime | None = None
+    # Set by the store from the change set's drift actions (cmdb.records DriftAction): what the
+    # event did (authorized, incident, unauthorized_change, recorded) and the record it went to.
+    disposition: str | None = None
+    record: str | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +156,9 @@ class ChangeSet:
     shared_identifiers: list[IdentifierClaim] = field(default_factory=list)
     # Changes of tracked attributes and sets of existing CIs (reconcile.drift), written with the rest.
     drift: list[DriftEvent] = field(default_factory=list)
+    # What each drift event does to records (reconcile.records): authorized by a change, or an
+    # incident / unauthorized-change record opened or appended to; written in the same transaction.
+    drift_actions: list[DriftAction] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:

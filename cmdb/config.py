@@ -28,6 +28,8 @@ DEFAULT_DRIFT_TRACKED = (
     "Computer:Disk", "Computer:MemoryModule", "Computer:SoftwareInstall", "Computer:Service",
     "Computer:PCIDevice",
 )
+# reconcile.records' default response to drift no approved change explains.
+DEFAULT_DRIFT_RESPONSE = ("Computer:SoftwareInstall=unauthorized_change", "*=incident")
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,27 @@ class CollectorConfig:
     tls_cert: str | None = _opt(None, "PEM certificate (chain) to serve HTTPS with, together with tls_key "
                                       "(unset: plain HTTP, for loopback only)")
     tls_key: str | None = _opt(None, "PEM private key of tls_cert (keep it owner-only)")
+    log_format: str = _opt("text", "log lines: text (for people) or json (one JSON object per line, with "
+                                   "request ids, for log shippers)")
+    request_timeout: float = _opt(60.0, "seconds a request's body may take to arrive in full; a slower "
+                                        "client gets 408 and is disconnected")
+    header_timeout: float = _opt(15.0, "seconds a connection may take to send a request's headers (and an "
+                                       "idle keep-alive connection stays open) before it is closed")
+    rate_limit_token: float = _opt(50.0, "requests per second per API token or credential (0: no limit)")
+    rate_limit_token_burst: int = _opt(500, "requests a token may make at once before rate_limit_token applies")
+    rate_limit_source: float = _opt(1.0, "reports per second per report source (kind/id): per agent, per "
+                                         "scanned host (0: no limit)")
+    rate_limit_source_burst: int = _opt(120, "reports a source may send at once (an agent's outbox after an "
+                                             "outage) before rate_limit_source applies")
+    rate_limit_anonymous: float = _opt(20.0, "requests per second per client address without a valid token: "
+                                             "enrollment, health, OpenAPI, wrong tokens (0: no limit)")
+    rate_limit_anonymous_burst: int = _opt(200, "requests an address may make at once before "
+                                                "rate_limit_anonymous applies")
+    trusted_proxies: tuple[str, ...] = _opt((), "addresses or CIDRs of reverse proxies whose X-Forwarded-For "
+                                                "names the real client (environment: comma-separated; flag: "
+                                                "--trusted-proxy, repeated)")
+    metrics_auth: str = _opt("loopback", "GET /metrics: loopback (no token from 127.0.0.0/8 or ::1, a token "
+                                         "of a query role from elsewhere) or token (always a token)")
 
 
 @dataclass(slots=True)
@@ -95,6 +118,12 @@ class ReconcileConfig:
         "\"HostClass:MemberClass\" (the member CIs hanging off the host, e.g. Computer:SoftwareInstall: "
         "packages installed and removed); changes of an existing CI only, never of a measurement "
         "(environment: comma-separated; flag: --drift-tracked, repeated, replaces the list)")
+    drift_response: tuple[str, ...] = _opt(
+        DEFAULT_DRIFT_RESPONSE,
+        "what drift no approved change explains does, per \"SELECTOR=RESPONSE\": the selector "
+        "\"Class.attribute\", \"HostClass:MemberClass\", \"Class.*\" or \"*\" (most specific wins), the response "
+        "incident[:high|medium|low] (urgency), unauthorized_change or record; one open record per CI and "
+        "attribute (flag: --drift-response, repeated, replaces the list)")
 
 
 @dataclass(slots=True)

@@ -17,6 +17,8 @@ from cmdb.changes import ChangeSet, DriftEvent, Provenance
 if TYPE_CHECKING:
     import networkx as nx
 
+    from cmdb.records import ChangeRecord, ExpectedOutcome, Incident, NewChange, NewIncident, RecordEvent
+
 ReportStatus = Literal["pending", "reconciled", "failed"]
 CIState = Literal["active", "retired"]
 
@@ -337,6 +339,63 @@ class Store(Protocol):
 
     def graph(self) -> nx.MultiDiGraph:
         """The active relationships as a networkx graph (nodes: CI ids with `ci_class`)."""
+
+    # -- records: change records and incidents (cmdb.records) ----------------------------------
+    # Every write appends a RecordEvent in its transaction (the audit trail and webhook outbox).
+    # Errors are cmdb.records.RecordError (bad transition, unknown CI, ...), nothing written.
+    def create_change(self, new: NewChange, now: datetime | None = None) -> ChangeRecord: ...
+
+    def get_change(self, number: str) -> ChangeRecord | None: ...
+
+    def list_changes(self, state: str | None = None, ci_id: str | None = None, open_only: bool = False,
+                     limit: int = 100) -> list[ChangeRecord]:
+        """Newest first."""
+
+    def transition_change(self, number: str, to: str, actor: str, note: str | None = None,
+                          now: datetime | None = None) -> ChangeRecord:
+        """Move a change along its state machine (cmdb.records); leaving authorize for scheduled
+        approves it (approved_by/at), and needs a planned window."""
+
+    def update_change(self, number: str, actor: str, now: datetime | None = None, *,
+                      planned_start: datetime | None = None, planned_end: datetime | None = None,
+                      add_cis: Iterable[str] = (), expected: tuple[ExpectedOutcome, ...] | None = None
+                      ) -> ChangeRecord:
+        """Plan a change (window, CIs, expected outcome) before it is approved."""
+
+    def approved_changes_for(self, ci_ids: Iterable[str], at: datetime) -> list[ChangeRecord]:
+        """Approved changes naming one of these CIs whose planned window contains `at`."""
+
+    def changes_due_for_verification(self, now: datetime) -> list[ChangeRecord]:
+        """Approved manual changes whose window has closed and that are not verified yet."""
+
+    def record_verification(self, number: str, verification: str, detail: dict[str, Any],
+                            now: datetime | None = None) -> ChangeRecord: ...
+
+    def create_incident(self, new: NewIncident, now: datetime | None = None) -> Incident: ...
+
+    def get_incident(self, number: str) -> Incident | None: ...
+
+    def list_incidents(self, state: str | None = None, ci_id: str | None = None, open_only: bool = False,
+                       limit: int = 100) -> list[Incident]:
+        """Newest first."""
+
+    def count_open_incidents(self) -> int: ...
+
+    def update_incident(self, number: str, actor: str, now: datetime | None = None, *, state: str | None = None,
+                        impact: int | None = None, urgency: int | None = None, assignee: str | None = None,
+                        resolution: str | None = None, note: str | None = None) -> Incident: ...
+
+    def record_events(self, after_seq: int = 0, limit: int = 100, record: str | None = None) -> list[RecordEvent]:
+        """Record events in write order, after `after_seq`."""
+
+    def webhook_state(self, url: str) -> tuple[int, int, int, str | None, int]:
+        """(delivered_seq, attempts, next_attempt_at micros, last_error, dead_letters) of a webhook
+        endpoint, registered (from the newest event on) when first asked."""
+
+    def webhook_delivered(self, url: str, seq: int, dead: bool = False) -> None: ...
+
+    def webhook_failed(self, url: str, error: str, next_attempt_at: datetime) -> int:
+        """Count a failed attempt; the endpoint's attempts so far."""
 
     # -- API tokens (hashed; the plain token is never stored) ---------------------------
     def add_token(self, token_hash: str, name: str, role: str,

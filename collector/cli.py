@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.roles import ROLES
+from collector.roles import ROLE_HELP, ROLES, describe_binding
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +43,7 @@ def register(subparsers: Any) -> None:
                        help="serve HTTPS with this certificate chain (collector.tls_cert; needs --tls-key)")
     serve.add_argument("--tls-key", dest="collector__tls_key", metavar="PEM",
                        help="private key of --tls-cert (collector.tls_key)")
+    _operability_flags(serve)
     serve.add_argument("--retire-after-missed-runs", dest="reconcile__retire_after_missed_runs", type=int,
                        metavar="N", help="complete runs that must miss a CI or relation before it is "
                                          "retired (reconcile.retire_after_missed_runs)")
@@ -54,6 +55,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--drift-tracked", dest="reconcile__drift_tracked", action="append",
                        metavar="Class.attr|Host:Member", help="a tracked attribute or set, repeated "
                                                               "(replaces reconcile.drift_tracked)")
+    serve.add_argument("--drift-response", dest="reconcile__drift_response", action="append",
+                       metavar="SELECTOR=RESPONSE", help="what unexplained drift does, e.g. "
+                       "Computer.serial=incident:high, *=record (repeat; replaces reconcile.drift_response)")
     serve.set_defaults(func=_serve)
 
     token = subparsers.add_parser("token", help="manage API tokens (create, list, revoke)",
@@ -63,7 +67,7 @@ def register(subparsers: Any) -> None:
     create = tsub.add_parser("create", help="create a token and print it (once) on stdout")
     create.add_argument("--name", required=True, help="what the token is for (unique; used to revoke it)")
     create.add_argument("--role", required=True, choices=ROLES,
-                        help="agent: may post reports; reader: may query; admin: everything")
+                        help="; ".join(f"{role}: {what}" for role, what in ROLE_HELP.items()))
     create.add_argument("--expires", metavar="ISO8601",
                         help="expiry time, e.g. 2025-12-31T00:00:00Z (default: never)")
     _store_flag(create)
@@ -72,6 +76,28 @@ def register(subparsers: Any) -> None:
     _add_list_and_revoke(tsub, "list tokens (names, roles, expiry; never the tokens)", _token_list,
                          "revoke every token with this name", _token_revoke)
     _register_enroll_token(subparsers)
+
+
+def _operability_flags(serve: argparse.ArgumentParser) -> None:
+    """Logs, timeouts, rate limits, proxies and /metrics access (docs/security.md, docs/operations.md)."""
+    serve.add_argument("--log-format", dest="collector__log_format", choices=("text", "json"),
+                       help="text, or json: one object per line with request ids (collector.log_format)")
+    serve.add_argument("--request-timeout", dest="collector__request_timeout", type=float, metavar="SECONDS",
+                       help="time a request body may take to arrive (collector.request_timeout)")
+    serve.add_argument("--header-timeout", dest="collector__header_timeout", type=float, metavar="SECONDS",
+                       help="time a connection may take to send its headers, and idle keep-alive "
+                            "(collector.header_timeout)")
+    for scope, what in (("token", "requests/s per token"), ("source", "reports/s per report source"),
+                        ("anonymous", "requests/s per address without a valid token")):
+        serve.add_argument(f"--rate-limit-{scope}", dest=f"collector__rate_limit_{scope}", type=float,
+                           metavar="PER_SECOND", help=f"{what}, 0: off (collector.rate_limit_{scope})")
+        serve.add_argument(f"--rate-limit-{scope}-burst", dest=f"collector__rate_limit_{scope}_burst", type=int,
+                           metavar="N", help=f"burst of --rate-limit-{scope} (collector.rate_limit_{scope}_burst)")
+    serve.add_argument("--trusted-proxy", dest="collector__trusted_proxies", action="append", metavar="CIDR",
+                       help="a reverse proxy whose X-Forwarded-For is believed, repeated "
+                            "(replaces collector.trusted_proxies)")
+    serve.add_argument("--metrics-auth", dest="collector__metrics_auth", choices=("loopback", "token"),
+                       help="who may read /metrics without a token (collector.metrics_auth)")
 
 
 def _store_flag(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +177,7 @@ def _token_list(args: argparse.Namespace, config: Any) -> int:
     for t in tokens:
         expires = t.expires_at
         state = "revoked" if t.revoked_at else ("expired" if expires and expires <= now else "valid")
-        source = f"agent/{t.source_id}" if t.source_id else "any"
+        source = describe_binding(t.role, t.source_id)
         rows.append((t.name, t.role, _when(t.created_at), _when(expires) or "never", state, source))
     _print_table(rows)
     return 0

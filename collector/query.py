@@ -129,6 +129,8 @@ class DriftOut(msgspec.Struct):
     related_ci: str | None
     provenance: ProvenanceOut
     recorded_at: datetime | None
+    disposition: str | None = None  # authorized, incident, unauthorized_change, recorded
+    record: str | None = None  # the change or incident it went to
 
 
 class DriftList(msgspec.Struct):
@@ -332,4 +334,4 @@ async def list_drift(request: web.Request) -> web.Response:
 
 def _drift(e: DriftEvent) -> DriftOut:
     return DriftOut(e.drift_id, e.ci_id, e.ci_class, e.attribute, e.before, e.after, e.related_ci,
-                    _provenance(e.provenance), e.recorded_at)
+                    _provenance(e.provenance), e.recorded_at, e.disposition, e.record)

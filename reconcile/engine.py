@@ -23,6 +23,7 @@ from reconcile.drift import DEFAULT_DRIFT_POLICY, DriftPolicy, detect_drift
 from reconcile.identify import identify_items
 from reconcile.merge import diff_attributes, diff_relations, stated_relations
 from reconcile.precedence import DEFAULT_PRECEDENCE, PrecedenceTable
+from reconcile.records import DEFAULT_RESPONSE_POLICY, DriftResponsePolicy, decide_drift_actions
 from reconcile.references import resolve_references
 from reconcile.result import AnnotatedChangeSet
 from reconcile.staleness import compute_staleness
@@ -39,7 +40,8 @@ def provenance_of(report: Report) -> Provenance:
 
 def compute_changes(store: Store, report: Report, retire_after_missed_runs: int = 1,
                     precedence: PrecedenceTable = DEFAULT_PRECEDENCE,
-                    drift_policy: DriftPolicy = DEFAULT_DRIFT_POLICY) -> AnnotatedChangeSet:
+                    drift_policy: DriftPolicy = DEFAULT_DRIFT_POLICY,
+                    response_policy: DriftResponsePolicy = DEFAULT_RESPONSE_POLICY) -> AnnotatedChangeSet:
     """The change set that reconciling `report` would apply (reads the store, writes nothing);
     `precedence` decides which source's value of an attribute is current (reconcile.precedence),
     `drift_policy` which changes are drift (reconcile.drift)."""
@@ -81,15 +83,17 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
         ci_of_ref=identification.ci_of_ref,
     )
     changes.drift = detect_drift(changes, report, store, drift_policy)
+    changes.drift_actions = decide_drift_actions(changes.drift, store, response_policy)
     return changes
 
 
 def reconcile_report(store: Store, report: Report, report_seq: int | None = None,
                      retire_after_missed_runs: int = 1,
                      precedence: PrecedenceTable = DEFAULT_PRECEDENCE,
-                     drift_policy: DriftPolicy = DEFAULT_DRIFT_POLICY) -> AnnotatedChangeSet:
+                     drift_policy: DriftPolicy = DEFAULT_DRIFT_POLICY,
+                     response_policy: DriftResponsePolicy = DEFAULT_RESPONSE_POLICY) -> AnnotatedChangeSet:
     """Compute the change set of `report` and apply it in one transaction (with `report_seq`,
     the stored report is marked reconciled in the same transaction). Returns what was applied."""
-    changes = compute_changes(store, report, retire_after_missed_runs, precedence, drift_policy)
+    changes = compute_changes(store, report, retire_after_missed_runs, precedence, drift_policy, response_policy)
     store.apply(changes, report_seq)
     return changes

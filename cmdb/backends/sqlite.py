@@ -26,7 +26,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
-from cmdb.backends import sqlite_drift, sqlite_enroll, sqlite_observations, sqlite_reports, sqlite_staleness
+from cmdb.backends import (
+    sqlite_drift,
+    sqlite_enroll,
+    sqlite_observations,
+    sqlite_records,
+    sqlite_reports,
+    sqlite_staleness,
+)
 from cmdb.backends.sqlite_apply import write_change_set
 from cmdb.backends.sqlite_schema import decode_json, encode_json, from_micros, json_decode, migrate, to_micros
 from cmdb.changes import ChangeSet, Provenance
@@ -118,7 +125,7 @@ def _report(row: tuple) -> StoredReport:
                         row[7], row[8], None if row[9] is None else from_micros(row[9]), row[10])
 
 
-class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads):
+class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_records.RecordStore):
     """The `cmdb.store.Store` contract on one SQLite file (created, with its folder, if missing)."""
 
     # "database is locked" after the busy timeout, disk I/O errors, a full disk: try again later.

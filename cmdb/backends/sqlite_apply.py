@@ -12,7 +12,8 @@ import sqlite3
 from datetime import datetime, timezone
 
 from cmdb.backends.sqlite_drift import write_drift
-from cmdb.backends.sqlite_schema import encode_json, to_micros
+from cmdb.backends.sqlite_records import apply_drift_actions
+from cmdb.backends.sqlite_schema import encode_json, from_micros, to_micros
 from cmdb.changes import AttributeChange, ChangeSet, IdentifierClaim, Provenance
 from cmdb.store import ApplyResult, IdentifierTaken, ReportNotPending
 
@@ -203,6 +204,8 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
     history += _write_staleness(conn, changes, observed, tail)
     if changes.drift:
         write_drift(conn, changes.drift, recorded)
+        if changes.drift_actions:
+            apply_drift_actions(conn, changes.drift_actions, changes.drift, from_micros(recorded))
     return ApplyResult(history_rows=history, created=len(changes.created))
 
 

@@ -15,7 +15,7 @@ _INSERT = ("INSERT INTO drift (id, ci_id, class, attribute, before, after, relat
            "source_id, report_id, observed_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (id) DO NOTHING")
 _COLUMNS = ("id, ci_id, class, attribute, before, after, related_ci, source_kind, source_id, report_id, "
-            "observed_at, recorded_at")
+            "observed_at, recorded_at, disposition, record")
 
 
 def _encode(value: Any) -> str | None:
@@ -61,5 +61,5 @@ def drift_events(conn: sqlite3.Connection, ci_id: str | None, since: datetime | 
     sql += " ORDER BY observed_at, seq LIMIT ?"
     params.append(limit)
     return [DriftEvent(r[0], r[1], r[2], r[3], decode_json(r[4]), decode_json(r[5]), r[6],
-                       Provenance(r[7], r[8], r[9], from_micros(r[10])), from_micros(r[11]))
+                       Provenance(r[7], r[8], r[9], from_micros(r[10])), from_micros(r[11]), r[12], r[13])
             for r in conn.execute(sql, params)]

@@ -17,6 +17,12 @@ so a recipe the collector would reject fails here first. Recipe keys (all option
                   "ok" for every collector an item of the report names
     machine       one host, or `machines`: a list of them (see `expand_machine`)
     items, relations   raw wire items and relations, appended as they are
+    records       record steps run before this report is reconciled (not inherited by extends):
+                  {"change": {type, title, cis: ["NN:ref"], planned_start, planned_end, expected},
+                   "to": [states...]}   create a change and move it along (actor "scenario")
+                  {"transition": "CHG0000001", "to": "implement"}
+                  {"incident": "INC0000001", "state": "resolved", "resolution": "..."}
+                  {"verify_at": ISO 8601}   verify the changes whose window closed by then
 
 Item refs in expected.json are written "NN:<item ref>" (the report, then the ref in it).
 """
@@ -130,11 +136,12 @@ def expand_machine(machine: dict[str, Any], items: list, relations: list) -> Non
 
 
 def _merged(base: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy({k: v for k, v in base.items() if k not in ("report_id", "collected_at", "extends")})
+    out = copy.deepcopy({k: v for k, v in base.items()
+                         if k not in ("report_id", "collected_at", "extends", "records")})
     for key, value in recipe.items():
         if key == "machine" and isinstance(out.get("machine"), dict):
             out["machine"] = {**out["machine"], **copy.deepcopy(value)}
-        elif key != "extends":
+        elif key not in ("extends", "records"):
             out[key] = copy.deepcopy(value)
     return out
 
@@ -178,10 +185,10 @@ def load(path: Path) -> Scenario:
         recipe = json.loads(file.read_text())
         if "same_report" in recipe:
             body = bodies[recipe["same_report"]]
-            recipe = recipes[recipe["same_report"]]
+            recipe = {**recipes[recipe["same_report"]], "records": recipe.get("records", [])}
         else:
             if "extends" in recipe:
-                recipe = _merged(recipes[recipe["extends"]], recipe)
+                recipe = {**_merged(recipes[recipe["extends"]], recipe), "records": recipe.get("records", [])}
             body = json.dumps(expand_report(recipe, path.name, number, first_id)).encode()
         try:
             report = decode_report(body)

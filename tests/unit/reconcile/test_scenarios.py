@@ -17,17 +17,25 @@ optional):
                     drift: exactly these drift events (reconcile.drift), any order; before/after that
                     are objects match as subsets (a set member's summary), "related" is optional
     drift_count     drift events in the store after the last report
+    reconcile       {"drift_response": [...]}: the response policy (reconcile.records) to use
+    reports.NN.dispositions   [[attribute, disposition]]: exactly these drift actions, any order
+    records         [{number, kind?, state, origin, type, cis: [refs] (exact), drift: n linked,
+                    verification}] records in the store after the last report
+    record_counts   {"changes": n, "incidents": n, "open_incidents": n}
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from cmdb.records import ExpectedOutcome, NewChange
 from reconcile.engine import reconcile_report
+from reconcile.records import DEFAULT_RESPONSE_POLICY, DriftResponsePolicy, verify_due_changes
 from reconcile.result import AnnotatedChangeSet
 from tests.unit.reconcile.scenarios import FIXTURES, Scenario, discover, load
 
@@ -53,6 +61,9 @@ class Run:
     def __init__(self, scenario: Scenario, store):
         self.scenario, self.store = scenario, store
         self.changes: dict[str, AnnotatedChangeSet] = {}
+        responses = scenario.expected.get("reconcile", {}).get("drift_response")
+        self.response_policy = (DriftResponsePolicy.from_config(responses) if responses is not None
+                                else DEFAULT_RESPONSE_POLICY)
 
     def where(self, number: str | None, what: str) -> str:
         report = next((r.name for r in self.scenario.reports if r.number == number), "final state")
@@ -63,12 +74,35 @@ class Run:
             report = rf.report
             put = self.store.put_report(report.report_id, report.source.kind, report.source.id,
                                         report.collected_at, rf.body)
+            self.run_records(rf.number, rf.recipe.get("records", []))
             rows = history_size(self.store)
             # A resend (report_id already stored) is replayed without its seq, as a worker that
             # crashed between apply and ack would: reconcile itself must still add nothing.
-            changes = reconcile_report(self.store, report, put.seq if put.created else None)
+            changes = reconcile_report(self.store, report, put.seq if put.created else None,
+                                       response_policy=self.response_policy)
             self.changes[rf.number] = changes
             self.check_report(rf.number, changes, put.created, history_size(self.store) - rows)
+
+    def run_records(self, number: str, steps: list[dict]) -> None:
+        """Record steps before report `number` (a CI ref "NN:ref" names a CI placed earlier)."""
+        for step in steps:
+            if "change" in step:
+                spec = step["change"]
+                when = {k: datetime.fromisoformat(spec[k]) for k in ("planned_start", "planned_end") if k in spec}
+                change = self.store.create_change(NewChange(
+                    spec.get("type", "normal"), spec["title"], "scenario", cis=tuple(self.ci(r) for r in spec["cis"]),
+                    expected=tuple(ExpectedOutcome.from_json(e) for e in spec.get("expected", [])), **when))
+                for state in step.get("to", []):
+                    self.store.transition_change(change.number, state, "scenario")
+            elif "transition" in step:
+                self.store.transition_change(step["transition"], step["to"], "scenario")
+            elif "incident" in step:
+                self.store.update_incident(step["incident"], "scenario", state=step.get("state"),
+                                           resolution=step.get("resolution"))
+            elif "verify_at" in step:
+                verify_due_changes(self.store, datetime.fromisoformat(step["verify_at"]))
+            else:
+                raise AssertionError(self.where(number, f"unknown record step {step}"))
 
     # -- per-report expectations ---------------------------------------------------------
     def check_report(self, number: str, changes: AnnotatedChangeSet, created: bool, new_rows: int) -> None:
@@ -101,6 +135,11 @@ class Run:
             assert ref not in changes.ci_of_ref, self.where(number, f"{ref} must not be placed on a CI")
         if "drift" in exp:
             self.check_drift(number, changes, exp["drift"])
+        if "dispositions" in exp:
+            attribute_of = {e.drift_id: e.attribute for e in changes.drift}
+            got = sorted([attribute_of[a.drift_id], a.disposition] for a in changes.drift_actions)
+            assert got == sorted(exp["dispositions"]), self.where(
+                number, f"drift dispositions: expected {sorted(exp['dispositions'])}, got {got}")
 
     def check_drift(self, number: str, changes: AnnotatedChangeSet, expected: list[dict]) -> None:
         got = [(e.ci_id, e.attribute, e.before, e.after, e.related_ci) for e in changes.drift]
@@ -127,6 +166,7 @@ class Run:
         if "drift_count" in exp:
             got = len(store.drift_events(limit=1_000_000))
             assert got == exp["drift_count"], self.where(None, f"drift events: expected {exp['drift_count']}, got {got}")
+        self.check_records(exp)
         for key, state in (("counts", "active"), ("retired_counts", "retired")):
             if key in exp:
                 counts = store.count_cis(state)
@@ -148,6 +188,30 @@ class Run:
         for from_, type_, to in exp.get("no_relations", []):
             assert (self.ci(from_), type_, self.ci(to)) not in active, self.where(
                 None, f"no active relation {from_} -{type_}-> {to} expected")
+
+    def check_records(self, exp: dict) -> None:
+        store = self.store
+        if "record_counts" in exp:
+            got = {"changes": len(store.list_changes(limit=100_000)),
+                   "incidents": len(store.list_incidents(limit=100_000)),
+                   "open_incidents": store.count_open_incidents()}
+            got = {k: got[k] for k in exp["record_counts"]}
+            assert got == exp["record_counts"], self.where(None, f"records: expected {exp['record_counts']}, got {got}")
+        for spec in exp.get("records", []):
+            number = spec["number"]
+            record = store.get_change(number) if number.startswith("CHG") else store.get_incident(number)
+            assert record is not None, self.where(None, f"record {number} expected")
+            for key in ("state", "origin", "type", "verification", "priority", "impact", "urgency"):
+                if key in spec:
+                    got = getattr(record, key)
+                    assert got == spec[key], self.where(None, f"{number}: {key} {got!r}, expected {spec[key]!r}")
+            if "cis" in spec:
+                want = sorted(self.ci(r) for r in spec["cis"])
+                assert sorted(record.cis) == want, self.where(None, f"{number}: CIs {record.cis}, expected {want}")
+            if "drift" in spec:
+                linked = record.evidence if number.startswith("CHG") else record.drift
+                assert len(linked) == spec["drift"], self.where(
+                    None, f"{number}: {len(linked)} drift events linked, expected {spec['drift']}")
 
     def check_ci(self, spec: dict) -> None:
         ci_id = self.ci(spec["ref"])
