@@ -37,9 +37,11 @@ _CHANGE_FLOW: dict[str, tuple[str, ...]] = {
     "new": ("assess",), "assess": ("authorize",), "authorize": ("scheduled",),
     "scheduled": ("implement",), "implement": ("review",), "review": ("closed",),
 }
-_CHANGE_SHORTCUTS: dict[str, dict[str, tuple[str, ...]]] = {
+# Per type, states whose way forward differs from the normal flow: a standard change is
+# pre-authorized (it is scheduled at once); an emergency change may go straight to authorization.
+_CHANGE_FLOW_BY_TYPE: dict[str, dict[str, tuple[str, ...]]] = {
     "standard": {"new": ("scheduled",)},
-    "emergency": {"new": ("authorize",)},
+    "emergency": {"new": ("authorize", "assess")},
 }
 
 INCIDENT_STATES: tuple[str, ...] = ("new", "in_progress", "resolved", "closed")
@@ -89,7 +91,7 @@ def change_transitions(change_type: str, state: str) -> tuple[str, ...]:
     """The states a change of this type may move to from `state` (cancel from any open state)."""
     if state not in CHANGE_OPEN_STATES:
         return ()
-    forward = _CHANGE_SHORTCUTS.get(change_type, {}).get(state, ()) + _CHANGE_FLOW.get(state, ())
+    forward = _CHANGE_FLOW_BY_TYPE.get(change_type, {}).get(state) or _CHANGE_FLOW.get(state, ())
     return forward + ("cancelled",)
 
 
