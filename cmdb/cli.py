@@ -35,6 +35,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("ci", "query configuration items", "cmdb.cli_ci"),
     Command("drift", "list drift: changes of tracked attributes and sets of existing CIs", "reconcile.cli_drift"),
     Command("reconcile", "show what a report would change in the CMDB (dry run)", "reconcile.cli"),
+    Command("change", "change records: create, plan, approve, move along, verify", "reconcile.cli_records"),
+    Command("incident", "incidents: create, list, update", "reconcile.cli_records"),
     Command("config", "show configuration options", "cmdb.cli_config"),
 )
 # (module, function): each registers its subcommands on the top-level subparsers.
