@@ -32,6 +32,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("enroll-token", "manage agent enrollment tokens (create, list, revoke)", "collector.cli"),
     Command("demo", "collector + one agent run on this machine + a CMDB summary", "collector.demo"),
     Command("agent", "the endpoint agent", "agent.cli"),
+    Command("scan", "scan the network (nmap, SNMP, SSH) and report what is found, like an agent", "discovery.cli"),
     Command("ci", "query configuration items", "cmdb.cli_ci"),
     Command("drift", "list drift: changes of tracked attributes and sets of existing CIs", "reconcile.cli_drift"),
     Command("reconcile", "show what a report would change in the CMDB (dry run)", "reconcile.cli"),

@@ -127,14 +127,46 @@ class ReconcileConfig:
 
 
 @dataclass(slots=True)
+class ScanConfig:
+    server: str | None = _opt(None, "collector base URL the scan's reports are sent to, e.g. http://127.0.0.1:8420")
+    state_dir: str = _opt("/var/lib/fleetgraph-scanner", "where the scanner keeps its id, its enrolled credential "
+                                                         "and the SSH known_hosts it manages")
+    ca_file: str | None = _opt(None, "PEM CA certificate(s) to trust for the collector's HTTPS")
+    credentials_file: str | None = _opt(None, "TOML file of [[snmp]] and [[ssh]] credential sets, tried in order "
+                                              "(must be owner-only: mode 0600 or stricter)")
+    targets: tuple[str, ...] = _opt((), "what to scan: addresses, CIDR blocks, ranges (127.0.0.10-20) "
+                                        "(flag: --targets, comma-separated or repeated)")
+    exclude: tuple[str, ...] = _opt((), "addresses, blocks or ranges never scanned")
+    allowed: tuple[str, ...] = _opt((), "if set, every target must lie inside these blocks (a guard rail: a "
+                                        "typo cannot scan someone else's network)")
+    protocols: tuple[str, ...] = _opt(("nmap", "snmp", "ssh"), "scanners to run: nmap, snmp, ssh")
+    ports: str = _opt("22,80,161,443,2222,8080,16161", "TCP ports nmap checks (SSH is tried where its port is "
+                                                       "open)")
+    service_version: bool = _opt(True, "nmap -sV: identify the service and version behind each open port")
+    snmp_port: int = _opt(161, "UDP port of the SNMP agents")
+    ssh_port: int = _opt(22, "TCP port of the SSH servers")
+    trust_on_first_use: bool = _opt(False, "record an unknown SSH host key in the managed known_hosts instead of "
+                                           "refusing the host (logged); off: unknown keys are refused")
+    concurrency: int = _opt(32, "hosts scanned at the same time")
+    timeout: float = _opt(5.0, "seconds a host may take to answer one protocol before it counts as failed")
+    retries: int = _opt(1, "SNMP retransmissions after a timeout")
+    interval: float | None = _opt(None, "`fleetgraph scan --service`: seconds between two scans of the profile")
+    profiles: tuple[str, ...] = _opt((), "named scan profiles, each \"NAME: key=value; key=value\" over the "
+                                         "options above, e.g. \"lab: targets=127.0.0.11-30; protocols=snmp,ssh; "
+                                         "interval=3600\" (flag: --profile NAME picks one)")
+
+
+@dataclass(slots=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
     source: str | None = None  # the file it was read from, if any
 
 
-SECTIONS: dict[str, type] = {"collector": CollectorConfig, "agent": AgentConfig, "reconcile": ReconcileConfig}
+SECTIONS: dict[str, type] = {"collector": CollectorConfig, "agent": AgentConfig, "reconcile": ReconcileConfig,
+                             "scan": ScanConfig}
 
 
 def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:
