@@ -2,7 +2,8 @@
 handler that gunzips (aiohttp's own decompression), json-parses (no schema validation) and inserts the body into SQLite in WAL
 mode with synchronous=FULL (the same durability promise as fleetgraph's 202), then answers 202.
 
-Run: python bench/peer_ingest.py DB_PATH  (prints "listening on http://127.0.0.1:PORT")."""
+Run: python bench/peer_ingest.py DB_PATH [--orjson]  (prints "listening on http://127.0.0.1:PORT").
+With --orjson the body is parsed with orjson instead of json (the load test's peer, issue 6)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 
-def main(db_path: str) -> None:
+def main(db_path: str, use_orjson: bool = False) -> None:
+    loads = json.loads
+    if use_orjson:
+        import orjson
+
+        loads = orjson.loads
     db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
@@ -27,7 +33,7 @@ def main(db_path: str) -> None:
 
     async def ingest(request: web.Request) -> web.Response:
         body = await request.read()  # aiohttp has already gunzipped it (auto_decompress)
-        doc = json.loads(body)
+        doc = loads(body)
         await asyncio.get_running_loop().run_in_executor(pool, store, doc["report_id"], body)
         return web.json_response({"status": "accepted"}, status=202)
 
@@ -47,4 +53,4 @@ def main(db_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], "--orjson" in sys.argv[2:])
