@@ -96,6 +96,8 @@ CI_CLASSES: dict[str, CIClass] = {
                 _dependent(("HAS_COMPONENT", "to"))),
         CIClass("PCIDevice", "a PCI device of a host (controller, GPU, NIC, sound card)", ("slot",),
                 _dependent(("HAS_COMPONENT", "to"))),
+        CIClass("HardwareModule", "a field-replaceable part of a device: chassis, supervisor, line card, "
+                "power supply, fan, transceiver", ("slot", "serial"), _dependent(("HAS_COMPONENT", "to"))),
         CIClass("Software", "a software product (package name in its ecosystem, any version)",
                 ("purl",)),
         CIClass("SoftwareInstall", "a package installed on a host", ("package",),

@@ -107,6 +107,6 @@ def _parse_ssh(entries: list[dict[str, Any]], path: Path) -> tuple[Any, ...]:
     from discovery.ssh.credentials import CredentialError, parse_ssh_credentials
 
     try:
-        return tuple(parse_ssh_credentials(entries, str(path)))
+        return tuple(parse_ssh_credentials(entries, base_dir=path.parent))
     except CredentialError as exc:
         raise ConfigError(str(exc)) from None
