@@ -97,7 +97,8 @@ async def run_scan(plan: ScanPlan, credentials: ScanCredentials, scanner_id: str
         for host in summary.hosts.values():
             host.protocols.setdefault("nmap", "no open port seen")
         if "ssh" in plan.protocols:
-            open_ssh = {a for a, h in summary.hosts.items() if plan.ssh_port in h.summary.get("open_tcp_ports", ())}
+            ssh_key = f"tcp/{plan.ssh_port}"
+            open_ssh = {a for a, h in summary.hosts.items() if ssh_key in h.summary.get("open_ports", ())}
             skipped = [a for a in ssh_hosts if a not in open_ssh]
             ssh_hosts = [a for a in ssh_hosts if a in open_ssh]
             for address in skipped:

@@ -84,6 +84,22 @@ def test_scan_to_a_folder_writes_valid_reports(lab, tmp_path):
     assert oct(os.stat(next(out_dir.glob("*.json"))).st_mode & 0o777) == "0o600"
 
 
+def test_nmap_first_then_ssh_only_where_its_port_is_open(lab, tmp_path):
+    _snmpd, ssh = lab
+    state = tmp_path / "state"
+    state.mkdir()
+    ssh.known_hosts(state / "known_hosts", ssh.linux)
+    creds = _credentials(tmp_path, ssh.client_key)
+    out = fleetgraph("scan", "--targets", "127.0.0.11-12", "--protocols", "nmap,ssh", "--ports", "2222",
+                     "--no-service-version", "--ssh-port", "2222", "--credentials", str(creds),
+                     "--output", str(tmp_path / "reports"), "--state-dir", str(state), "--scanner-id", "lab",
+                     timeout=300)
+    assert "127.0.0.12 nmap: ok" in out.stderr and "127.0.0.12 ssh: ok" in out.stderr, out.stderr
+    assert "ssh: skipped: nmap saw tcp/2222 closed" in out.stderr, out.stderr
+    kinds = sorted(json.loads(p.read_text())["source"]["kind"] for p in (tmp_path / "reports").glob("*.json"))
+    assert kinds == ["nmap", "ssh"]
+
+
 @pytest.mark.parametrize("args,words", [
     (("--targets", "127.0.0.11;rm -rf /"), "scan targets"),
     (("--targets=-iL/etc/passwd",), "scan targets"),
