@@ -118,7 +118,7 @@ def main() -> None:
                                text=True, check=True).stdout.strip()
         for name, argv in [
             ("fleetgraph", [sys.executable, "-m", "cmdb.cli", "collector", "serve", "--listen", "127.0.0.1:0",
-                            "--store", store, "--no-reconcile"]),
+                            "--store", store, "--no-reconcile", "--rate-limit-token", "0", "--rate-limit-source", "0"]),
             ("bare aiohttp+sqlite", [sys.executable, "bench/peer_ingest.py", f"{tmp}/peer.sqlite"]),
         ]:
             proc, url = start(argv, Path(tmp) / "server.log")
@@ -133,7 +133,8 @@ def main() -> None:
 
         # fleetgraph with the reconcile worker: the whole backlog reconciled.
         proc, url = start([sys.executable, "-m", "cmdb.cli", "collector", "serve", "--listen", "127.0.0.1:0",
-                           "--store", store], Path(tmp) / "server.log")
+                           "--store", store, "--rate-limit-token", "0", "--rate-limit-source", "0"],
+                          Path(tmp) / "server.log")
         try:
             drain_backlog = wait_pending_zero(url)
             backlog = args.reports + 8

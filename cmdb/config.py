@@ -74,6 +74,16 @@ class CollectorConfig:
                                                 "--trusted-proxy, repeated)")
     metrics_auth: str = _opt("loopback", "GET /metrics: loopback (no token from 127.0.0.0/8 or ::1, a token "
                                          "of a query role from elsewhere) or token (always a token)")
+    webhooks: tuple[str, ...] = _opt((), "URLs every record event (incident opened, change approved, drift attached, "
+                                         "...) is POSTed to as signed JSON, at least once, in order (environment: "
+                                         "comma-separated; flag: --webhook, repeated)")
+    webhook_secret_file: str | None = _opt(None, "file holding the shared secret webhooks are HMAC-SHA256 signed "
+                                                 "with (owner-only; required when webhooks are set)")
+    webhook_timeout: float = _opt(10.0, "seconds a webhook receiver may take to answer")
+    webhook_max_attempts: int = _opt(8, "attempts per event before it is counted as a dead letter and skipped "
+                                        "(backoff 1 s, 2 s, 4 s, ... up to 5 min)")
+    records_interval: float = _opt(30.0, "seconds between two checks for changes whose window has closed "
+                                         "(verified against their expected outcome)")
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ it (and every other failure) into a JSON body `{"error": "...", ...}` that says 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,4 +72,6 @@ async def call_store(request: web.Request, fn: Callable[..., T], *args: Any, **k
     """Run a blocking store (or CPU-heavy) call in the collector's thread pool."""
     executor = request.config_dict[EXECUTOR_KEY]
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+    # The request's context (its request id, collector.logs) travels with the call into the thread.
+    context = contextvars.copy_context()
+    return await loop.run_in_executor(executor, context.run, functools.partial(fn, *args, **kwargs))

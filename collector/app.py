@@ -3,7 +3,10 @@
     create_app(store, config)      the web.Application (the caller owns and closes the store)
     RUNNER_KWARGS                  what every runner of it must pass (AppRunner, TestServer)
 
-Surfaces: ingest (`collector.ingest`), query (`collector.query`), health (`collector.health`).
+Surfaces: ingest (`collector.ingest`), query (`collector.query`), export (`collector.export`),
+enrollment (`collector.enroll`), admin (`collector.admin`), health, metrics, the OpenAPI document
+(`collector.openapi`). Who may call each route: `collector.roles.ROUTE_ACCESS`, enforced by the
+access middleware (`collector.auth`); a new route needs a row there and an OPENAPI declaration.
 Resources live in `cleanup_ctx`: the thread pool that runs blocking store calls, and the reconcile
 worker thread when `config.reconcile` is true. Every error leaves as JSON `{"error": ...}`; an
 unhandled exception is logged with a request id and answered 500 without internals.
@@ -23,7 +26,20 @@ from aiohttp import web
 
 from cmdb.config import CollectorConfig
 from cmdb.store import Store
-from collector import enroll, health, ingest, query
+from collector import (
+    admin,
+    enroll,
+    export,
+    health,
+    ingest,
+    lifecycle,
+    logs,
+    metrics,
+    openapi,
+    peers,
+    query,
+    ratelimit,
+)
 from collector.api import (
     CONFIG_KEY,
     EXECUTOR_KEY,
@@ -33,6 +49,8 @@ from collector.api import (
     APIError,
     error_response,
 )
+from collector.auth import access_control
+from collector.timeouts import body_deadline, check_timeouts
 from reconcile.policy import DEFAULT_POLICY, ReconcilePolicy
 
 log = logging.getLogger("fleetgraph.collector")
@@ -55,7 +73,7 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.St
     if isinstance(exc, web.HTTPNotFound):
         return error_response(404, f"no such endpoint: {request.method} {request.path}; the API is "
                                    "POST /api/v1/reports, GET /api/v1/cis[/{id}[/history]], GET /api/v1/drift, "
-                                   "GET /healthz")
+                                   "GET /healthz; every route: GET /api/v1/openapi.json")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = sorted(exc.allowed_methods)
         return error_response(405, f"{request.method} is not allowed on {request.path}; "
@@ -68,9 +86,11 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.St
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID_IN.match(incoming) else secrets.token_hex(8)
-    request[REQUEST_ID] = request_id
+    request_id = request.get(REQUEST_ID)  # set by collector.logs.request_context, the outer middleware
+    if request_id is None:
+        incoming = request.headers.get("X-Request-Id", "")
+        request_id = incoming if _REQUEST_ID_IN.match(incoming) else secrets.token_hex(8)
+        request[REQUEST_ID] = request_id
     try:
         response = await handler(request)
     except APIError as exc:
@@ -117,15 +137,30 @@ def create_app(store: Store, config: CollectorConfig,
     """The collector app over an open store. Run it with RUNNER_KWARGS; the caller closes the store."""
     if config.max_body_bytes < 1 or config.max_report_bytes < 1:
         raise ValueError("collector.max_body_bytes and collector.max_report_bytes must be positive")
+    check_timeouts(config.request_timeout, config.header_timeout)
+    # Outermost first: requests in flight (graceful shutdown), request id + access log, JSON errors,
+    # metrics, body deadline, access table (auth, roles, rate limits; collector.roles.ROUTE_ACCESS).
     # aiohttp's own cap only matters for request.read()/post(); ingest streams and counts itself.
-    app = web.Application(middlewares=[json_errors], client_max_size=config.max_body_bytes)
+    app = web.Application(middlewares=[lifecycle.track_in_flight, logs.request_context, json_errors,
+                                       metrics.observe, body_deadline, access_control],
+                          client_max_size=config.max_body_bytes)
     app[STORE_KEY] = store
     app[CONFIG_KEY] = config
     app[POLICY_KEY] = policy or DEFAULT_POLICY  # [reconcile]
     app.cleanup_ctx.append(_store_executor)  # torn down last: the worker's stop runs before it
     app.cleanup_ctx.append(_reconcile_worker)
+    lifecycle.setup(app)
+    peers.setup(app)  # collector.trusted_proxies
+    ratelimit.setup(app)
+    logs.setup(app)  # X-Request-Id on every response
     app.add_routes(health.routes)
     app.add_routes(ingest.routes)
+    app.add_routes(export.routes)  # before query: /api/v1/cis/{ci_id} would take /api/v1/cis/export
     app.add_routes(query.routes)
+    app.add_routes(admin.routes)  # tokens, enrollment tokens, config
+    from collector.legacy.routes import routes as legacy_routes  # POST /ocsinventory: OCS/Fusion agents
+    app.add_routes(legacy_routes)
     enroll.setup(app)  # POST /api/v1/enroll and its attempt limiter
+    metrics.setup(app)  # GET /metrics; after the worker's cleanup_ctx (it hooks the worker)
+    openapi.setup(app)  # GET /api/v1/openapi.json, built from every route module's OPENAPI
     return app

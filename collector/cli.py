@@ -98,6 +98,14 @@ def _operability_flags(serve: argparse.ArgumentParser) -> None:
                             "(replaces collector.trusted_proxies)")
     serve.add_argument("--metrics-auth", dest="collector__metrics_auth", choices=("loopback", "token"),
                        help="who may read /metrics without a token (collector.metrics_auth)")
+    serve.add_argument("--webhook", dest="collector__webhooks", action="append", metavar="URL",
+                       help="POST record events here, signed (repeat; replaces collector.webhooks)")
+    serve.add_argument("--webhook-secret-file", dest="collector__webhook_secret_file", metavar="FILE",
+                       help="the webhooks' HMAC secret (collector.webhook_secret_file)")
+    serve.add_argument("--webhook-timeout", dest="collector__webhook_timeout", type=float, metavar="SECONDS")
+    serve.add_argument("--webhook-max-attempts", dest="collector__webhook_max_attempts", type=int, metavar="N")
+    serve.add_argument("--records-interval", dest="collector__records_interval", type=float, metavar="SECONDS",
+                       help="how often changes whose window closed are verified (collector.records_interval)")
 
 
 def _store_flag(parser: argparse.ArgumentParser) -> None:

@@ -1,13 +1,16 @@
-"""POST /api/v1/enroll: an agent trades a one-time enrollment token for its own credential.
+"""POST /api/v1/enroll: an agent or a scanner trades a one-time enrollment token for its own credential.
 
     create_enrollment_token(store, name, uses, expires_at)   the admin side (`fleetgraph enroll-token`)
     setup(app)                                              routes and the per-app attempt limiter
 
-The request carries no bearer token: the enrollment token is in the JSON body, with the agent's
-id (a UUID) and hostname. The answer (201) is an ordinary API token of role `agent`, bound to
-source id = agent id, so the agent may only submit its own reports (`collector.auth`). Enrolling
-an agent id again rotates: its earlier credential is revoked in the same transaction. Enrollment
-tokens, like API tokens, are stored only as their sha256 and never logged.
+The request carries no bearer token: the enrollment token is in the JSON body, with `kind`
+("agent", the default, so agents that predate scanners enroll unchanged, or "scanner") and the
+hostname. An agent sends its `agent_id` (a UUID) and gets an API token of role `agent` bound to
+source id = agent id, so it may only submit its own reports. A scanner sends its `scanner_id` (a
+name: letters, digits, '.', '_', '-') and gets a token of role `scanner` that may only submit
+nmap/snmp/ssh reports whose source.id starts with "<scanner_id>/" (`collector.auth`).
+Enrolling the same id again rotates: its earlier credential is revoked in the same transaction.
+Enrollment tokens, like API tokens, are stored only as their sha256 and never logged.
 
 Refused tokens (unknown 401; expired, revoked, used up 403) cost the client address one unit of a
 small token bucket; when it is empty the endpoint answers 429 before looking at the body, which
@@ -23,7 +26,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
@@ -31,25 +34,45 @@ from aiohttp import web
 from cmdb.store import EnrollmentRefused, Store
 from collector.api import STORE_KEY, APIError, call_store, json_response
 from collector.auth import hash_token
-from collector.roles import ROLES
+from collector.openapi import error, json_body
+from collector.peers import client_address
+from collector.roles import AGENT, ROLES, SCANNER, SCANNER_SOURCE_KINDS, scanner_binding
+from collector.timeouts import body_received
 
 log = logging.getLogger("fleetgraph.collector.enroll")
 
 routes = web.RouteTableDef()
 
 ENROLL_PATH = "/api/v1/enroll"
-AGENT_ROLE = "agent"
+AGENT_ROLE = AGENT
+KINDS = ("agent", "scanner")
 MAX_BODY_BYTES = 4096
 MAX_USES = 1_000_000
 _HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
-assert AGENT_ROLE in ROLES
+# No "/" (it separates the scanner id from the protocol in source ids) and no ":".
+SCANNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+assert AGENT_ROLE in ROLES and SCANNER in ROLES
 
 
-class EnrollRequest(msgspec.Struct, forbid_unknown_fields=True):
+class EnrollRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     enrollment_token: Annotated[str, msgspec.Meta(max_length=256)]
-    agent_id: Annotated[str, msgspec.Meta(max_length=64)]
     hostname: Annotated[str, msgspec.Meta(max_length=253)]
+    kind: Literal["agent", "scanner"] = "agent"
+    agent_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    scanner_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class Enrolled(msgspec.Struct, omit_defaults=True):
+    """The answer: the credential (shown once) and what it may write."""
+    kind: Literal["agent", "scanner"]
+    source_id: str  # agent: the agent id; scanner: the scanner id (its sources are "<scanner_id>/...")
+    token: str
+    token_name: str
+    role: str
+    agent_id: str | None = None
+    scanner_id: str | None = None
+    source_kinds: list[str] | None = None
 
 
 _decode_request = msgspec.json.Decoder(EnrollRequest).decode
@@ -127,6 +150,7 @@ async def _read_small_body(request: web.Request) -> bytes:
                 raise too_large
     except web.RequestPayloadError as exc:
         raise APIError(400, f"request body is malformed or was cut off ({exc}); send it again") from None
+    body_received(request)
     return bytes(body)
 
 
@@ -143,15 +167,37 @@ def parse_enroll_request(body: bytes) -> EnrollRequest:
     if not _TOKEN.match(req.enrollment_token):
         raise APIError(400, "enrollment_token is malformed: paste the whole token printed by "
                             "'fleetgraph enroll-token create'", field="enrollment_token", rule="format")
+    if not _HOSTNAME.match(req.hostname):
+        raise APIError(400, "hostname must be 1 to 253 letters, digits, '.', '-' or '_', starting with a "
+                            "letter or digit", field="hostname", rule="hostname")
+    if req.kind == "scanner":
+        return EnrollRequest(req.enrollment_token, req.hostname, "scanner", scanner_id=_scanner_id(req))
+    if req.scanner_id is not None:
+        raise APIError(400, 'scanner_id is for kind "scanner"; an agent sends agent_id (or set "kind": '
+                            '"scanner")', field="scanner_id", rule="kind")
+    if req.agent_id is None:
+        raise APIError(400, 'agent_id is required (the agent\'s UUID); a scanner sends "kind": "scanner" '
+                            'and scanner_id', field="agent_id", rule="required")
     try:
         agent_id = str(uuid.UUID(req.agent_id))
     except ValueError:
         raise APIError(400, "agent_id must be a UUID (the agent's id from its state folder)",
                        field="agent_id", rule="uuid") from None
-    if not _HOSTNAME.match(req.hostname):
-        raise APIError(400, "hostname must be 1 to 253 letters, digits, '.', '-' or '_', starting with a "
-                            "letter or digit", field="hostname", rule="hostname")
-    return EnrollRequest(req.enrollment_token, agent_id, req.hostname)
+    return EnrollRequest(req.enrollment_token, req.hostname, "agent", agent_id=agent_id)
+
+
+def _scanner_id(req: EnrollRequest) -> str:
+    if req.agent_id is not None:
+        raise APIError(400, 'agent_id is for kind "agent"; a scanner sends scanner_id',
+                       field="agent_id", rule="kind")
+    if req.scanner_id is None:
+        raise APIError(400, 'scanner_id is required with "kind": "scanner" (a name such as dc1-scanner)',
+                       field="scanner_id", rule="required")
+    if not SCANNER_ID.match(req.scanner_id):
+        raise APIError(400, "scanner_id must be 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                            "letter or digit (no '/': it prefixes the scanner's source ids)",
+                       field="scanner_id", rule="format")
+    return req.scanner_id
 
 
 def _refusal_error(exc: EnrollmentRefused) -> APIError:
@@ -166,26 +212,55 @@ def _refusal_error(exc: EnrollmentRefused) -> APIError:
 @routes.post(ENROLL_PATH)
 async def post_enroll(request: web.Request) -> web.Response:
     limiter = request.app[LIMITER_KEY]
-    address = request.remote or "unknown"
+    address = client_address(request)
     wait = limiter.retry_after(address)
     if wait is not None:
         raise APIError(429, f"too many refused enrollment attempts from {address}; retry in {wait:.0f}s",
                        headers={"Retry-After": str(max(1, round(wait)))})
     req = parse_enroll_request(await _read_small_body(request))
     credential = secrets.token_urlsafe(32)
-    name = f"agent-{req.agent_id}"
+    if req.kind == "scanner":
+        assert req.scanner_id is not None
+        who, name, role, binding = f"scanner {req.scanner_id}", f"scanner-{req.scanner_id}", SCANNER, \
+            scanner_binding(req.scanner_id)
+        answer = Enrolled("scanner", req.scanner_id, credential, name, role, scanner_id=req.scanner_id,
+                          source_kinds=list(SCANNER_SOURCE_KINDS))
+    else:
+        assert req.agent_id is not None
+        who, name, role, binding = f"agent {req.agent_id}", f"agent-{req.agent_id}", AGENT_ROLE, req.agent_id
+        answer = Enrolled("agent", req.agent_id, credential, name, role, agent_id=req.agent_id)
     store = request.config_dict[STORE_KEY]
     try:
         enrolled = await call_store(request, store.enroll, hash_token(req.enrollment_token), datetime.now(UTC),
-                                    hash_token(credential), name, AGENT_ROLE, req.agent_id)
+                                    hash_token(credential), name, role, binding)
     except EnrollmentRefused as exc:
         limiter.refused(address)
-        log.warning("enrollment of agent %s (%r) from %s refused: %s", req.agent_id, req.hostname, address, exc)
+        log.warning("enrollment of %s (%r) from %s refused: %s", who, req.hostname, address, exc)
         raise _refusal_error(exc) from None
     except ValueError as exc:  # a live token that is not this agent's credential holds its name
-        raise APIError(409, f"cannot enroll agent {req.agent_id}: {exc}") from None
-    log.info("agent %s (%r) enrolled from %s with enrollment token %r%s", req.agent_id, req.hostname, address,
+        raise APIError(409, f"cannot enroll {who}: {exc}") from None
+    log.info("%s (%r) enrolled from %s with enrollment token %r%s", who, req.hostname, address,
              enrolled.enrollment_token, "; its previous credential is revoked" if enrolled.revoked_previous else "")
-    return json_response({"agent_id": req.agent_id, "source_id": req.agent_id, "token": credential,
-                          "token_name": name, "role": AGENT_ROLE},
-                         status=201, headers={"Cache-Control": "no-store"})
+    return json_response(answer, status=201, headers={"Cache-Control": "no-store"})
+
+
+OPENAPI = {
+    "paths": {ENROLL_PATH: {"post": {
+        "summary": "trade a one-time enrollment token for an agent's or a scanner's own credential",
+        "description": "No bearer token: the enrollment token is in the body. kind \"agent\" (default) needs "
+                       "agent_id (a UUID); kind \"scanner\" needs scanner_id. Refused attempts are limited "
+                       "per client address (429).",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref":
+                        "#/components/schemas/EnrollRequest"}}}},
+        "responses": {
+            "201": json_body("Enrolled", "enrolled: the credential, shown this once"),
+            "400": error("not JSON, a missing, mistyped or unknown field, a malformed id or hostname"),
+            "401": error("enrollment token not recognized (reason: unknown)"),
+            "403": error("enrollment token expired, revoked or used up (reason)"),
+            "409": error("a live token that is not this agent's or scanner's credential holds its name"),
+            "413": error("body over 4 KiB"),
+            "415": error("Content-Type not JSON, or a Content-Encoding"),
+        },
+    }}},
+    "schemas": (EnrollRequest, Enrolled),
+}

@@ -31,3 +31,17 @@ async def healthz(request: web.Request) -> web.Response:
                                        "collector log"}, status=503)
     return json_response({"status": "ok", "store": "ok", "pending_reports": pending,
                           "reconcile": reconcile})
+
+
+_HEALTH = {"type": "object", "required": ["status", "store", "reconcile"], "properties": {
+    "status": {"enum": ["ok", "error"]}, "store": {"enum": ["ok", "unreachable"]},
+    "pending_reports": {"type": "integer"}, "reconcile": {"enum": ["running", "stopped", "off"]},
+    "error": {"type": "string"}}}
+
+OPENAPI = {"paths": {"/healthz": {"get": {
+    "summary": "liveness and store reachability (for load balancers and systemd)",
+    "responses": {
+        "200": {"description": "the store answers", "content": {"application/json": {"schema": _HEALTH}}},
+        "503": {"description": "the store does not answer", "content": {"application/json": {"schema": _HEALTH}}},
+    },
+}}}}

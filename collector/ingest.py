@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
+import msgspec
 from aiohttp import web
 
 from cmdb.report import Report, ReportError, decode_report
 from cmdb.store import ReportConflict, Store
 from collector.api import CONFIG_KEY, PRINCIPAL, STORE_KEY, WORKER_KEY, APIError, call_store, json_response
-from collector.auth import check_source_binding, require_role
+from collector.auth import check_source_binding
+from collector.metrics import report_received
+from collector.openapi import error, json_body
+from collector.ratelimit import spend
+from collector.timeouts import body_received
 
 log = logging.getLogger("fleetgraph.collector.ingest")
 
@@ -33,6 +41,19 @@ REPORTS_PATH = "/api/v1/reports"
 _GZIP = ("gzip", "x-gzip")
 _IDENTITY = ("", "identity")
 _DECOMPRESS_STEP = 256 * 1024  # inflate at most this much per call: memory stays bounded
+
+
+class ReportAccepted(msgspec.Struct):
+    report_id: str
+    status: Literal["accepted"]
+    seq: int
+
+
+class ReportDuplicate(msgspec.Struct):
+    report_id: str
+    status: Literal["duplicate"]
+    seq: int
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +142,7 @@ async def _read_body(request: web.Request, limits: _Limits) -> bytes:
                 plain += chunk
     except web.RequestPayloadError as exc:
         raise APIError(400, f"request body is malformed or was cut off ({exc}); send it again") from None
+    body_received(request)  # the deadline (collector.request_timeout) covers the upload, not the store write
     if gunzip is not None:
         return gunzip.finish()
     if len(plain) > limits.max_report:
@@ -138,9 +160,9 @@ def _check_content_type(request: web.Request) -> None:
                        supported=["application/json"])
 
 
-@routes.post(REPORTS_PATH)
-@require_role("agent")
+@routes.post(REPORTS_PATH)  # who may: collector.roles.ROUTE_ACCESS (agent, scanner, operator, admin)
 async def post_report(request: web.Request) -> web.Response:
+    started = time.perf_counter()
     config = request.config_dict[CONFIG_KEY]
     store = request.config_dict[STORE_KEY]
     _check_content_type(request)
@@ -150,6 +172,7 @@ async def post_report(request: web.Request) -> web.Response:
     except ReportError as exc:
         raise APIError(400, "invalid report", field=exc.field, rule=exc.rule) from None
     check_source_binding(request, report.source.kind, report.source.id)  # before the store is touched
+    spend(request, "source", f"{report.source.kind}/{report.source.id}")  # per agent, whatever its token
 
     if report.mode == "delta":
         await call_store(request, _check_delta_base, store, report)
@@ -164,8 +187,8 @@ async def post_report(request: web.Request) -> web.Response:
         # Only a re-sent report_id needs our own digest: the store digests what it stores.
         if put.digest != hashlib.sha256(body).hexdigest():
             raise _conflict(report.report_id, seq=put.seq)
-        return json_response({"report_id": report.report_id, "status": "duplicate", "seq": put.seq,
-                              "received_at": put.received_at})
+        report_received(request, report.source.kind, "duplicate", time.perf_counter() - started)
+        return json_response(ReportDuplicate(report.report_id, "duplicate", put.seq, put.received_at))
 
     name, _role = request[PRINCIPAL]
     log.info("report %s accepted: seq %d, %s/%s, %d items, %d relations, %d bytes (token %r)",
@@ -174,8 +197,8 @@ async def post_report(request: web.Request) -> web.Response:
     worker = request.config_dict.get(WORKER_KEY)
     if worker is not None:
         worker.wake()
-    return json_response({"report_id": report.report_id, "status": "accepted", "seq": put.seq},
-                         status=202)
+    report_received(request, report.source.kind, "accepted", time.perf_counter() - started)
+    return json_response(ReportAccepted(report.report_id, "accepted", put.seq), status=202)
 
 
 def _check_delta_base(store: Store, report: Report) -> None:
@@ -199,3 +222,25 @@ def _conflict(report_id: str, seq: int | None = None) -> APIError:
     return APIError(409, f"report_id {report_id!r} was already received with a different body; "
                          "a report_id names exactly one report: send changed data under a new report_id",
                     **extra)
+
+
+OPENAPI = {
+    "paths": {REPORTS_PATH: {"post": {
+        "summary": "submit a report (fleetgraph.report/1)",
+        "description": "Plain JSON or `Content-Encoding: gzip`. 202 means stored durably before the answer. "
+                       "An enrolled agent's credential may only submit its own source; a scanner's only "
+                       "nmap/snmp/ssh sources under its scanner id (rule source_binding).",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref":
+                        "#/components/schemas/Report"}}}},
+        "responses": {
+            "202": json_body("ReportAccepted", "stored durably; reconciled shortly after"),
+            "200": json_body("ReportDuplicate", "the same report_id and body were already accepted"),
+            "400": error("malformed JSON or gzip, or a report that breaks a rule (field and rule named)"),
+            "409": error("the report_id was already accepted with a different body"),
+            "413": error("over collector.max_body_bytes on the wire or max_report_bytes inflated"),
+            "415": error("Content-Type not JSON, or a Content-Encoding other than gzip/identity"),
+            "422": error("a delta whose base report is unknown here (code base_unknown): send a full report"),
+        },
+    }}},
+    "schemas": (Report, ReportAccepted, ReportDuplicate),
+}

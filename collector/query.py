@@ -22,7 +22,7 @@ from cmdb.changes import DriftEvent
 from cmdb.model import CI_CLASSES
 from cmdb.store import CI, HistoryRow, Relationship
 from collector.api import STORE_KEY, APIError, call_store, json_response
-from collector.auth import require_role
+from collector.openapi import error, json_body
 
 routes = web.RouteTableDef()
 
@@ -31,6 +31,7 @@ ATTR_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
 STATES = ("active", "retired", "all")
 MAX_LIST_LIMIT = 1000
 MAX_HISTORY_LIMIT = 10_000
+MAX_OFFSET = 10**12  # past any CMDB; a bigger number would overflow the store's 64-bit integers
 _json_decode = msgspec.json.Decoder().decode
 
 
@@ -234,8 +235,7 @@ def _not_found(ci_id: str) -> APIError:
 
 # -- handlers -----------------------------------------------------------------------------------
 
-@routes.get("/api/v1/cis")
-@require_role("reader")
+@routes.get("/api/v1/cis")  # who may call each route: collector.roles.ROUTE_ACCESS
 async def list_cis(request: web.Request) -> web.Response:
     _reject_unknown(request, ("class", "state", "limit", "offset"), prefix="attr.")
     ci_class = request.query.get("class")
@@ -258,6 +258,8 @@ async def list_cis(request: web.Request) -> web.Response:
             attributes[name] = _filter_value(key, value)
     limit = _int_param(request, "limit", 100, 1, MAX_LIST_LIMIT)
     offset = _int_param(request, "offset", 0, 0, None)
+    if offset > MAX_OFFSET:
+        raise APIError(400, f"offset must be at most {MAX_OFFSET}, got {offset}", parameter="offset")
 
     store = request.config_dict[STORE_KEY]
     cis = await call_store(request, store.list_cis, ci_class=ci_class, attributes=attributes or None,
@@ -269,7 +271,6 @@ async def list_cis(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/cis/{ci_id}")
-@require_role("reader")
 async def show_ci(request: web.Request) -> web.Response:
     _reject_unknown(request, ("as_of",))
     ci_id = _ci_id(request)
@@ -295,7 +296,6 @@ async def show_ci(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/cis/{ci_id}/history")
-@require_role("reader")
 async def ci_history(request: web.Request) -> web.Response:
     _reject_unknown(request, ("name", "since", "until", "limit"))
     ci_id = _ci_id(request)
@@ -314,7 +314,6 @@ async def ci_history(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/drift")
-@require_role("reader")
 async def list_drift(request: web.Request) -> web.Response:
     _reject_unknown(request, ("ci", "since", "until", "limit"))
     ci_id = request.query.get("ci")
@@ -335,3 +334,56 @@ async def list_drift(request: web.Request) -> web.Response:
 def _drift(e: DriftEvent) -> DriftOut:
     return DriftOut(e.drift_id, e.ci_id, e.ci_class, e.attribute, e.before, e.after, e.related_ci,
                     _provenance(e.provenance), e.recorded_at, e.disposition, e.record)
+
+
+# -- the OpenAPI declaration (collector.openapi) --------------------------------------------------
+def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+_CI_ID_PARAM = _param("ci_id", "path", {"type": "string"}, "a CI id: 32 lower-case hex digits")
+_TIME = {"type": "string", "format": "date-time"}
+_SINCE = _param("since", "query", _TIME, "observed at or after (ISO 8601)")
+_UNTIL = _param("until", "query", _TIME, "observed at or before (ISO 8601)")
+_BAD = error("a parameter is malformed or out of range (it is named)")
+
+OPENAPI = {
+    "paths": {
+        "/api/v1/cis": {"get": {
+            "summary": "list CIs, filtered",
+            "description": "Also attr.<name>=<value> filters (JSON values: 8192 is a number, null means absent).",
+            "parameters": [
+                _param("class", "query", {"enum": list(CI_CLASSES)}, "CI class"),
+                _param("state", "query", {"enum": list(STATES)}, "active (default), retired or all"),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}, "page size"),
+                _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, "CIs to skip"),
+            ],
+            "responses": {"200": json_body("CIList", "a page of CIs"), "400": _BAD},
+        }},
+        "/api/v1/cis/{ci_id}": {"get": {
+            "summary": "one CI with provenance, identifiers and relationships",
+            "parameters": [_CI_ID_PARAM, _param("as_of", "query", _TIME, "show it as it stood then")],
+            "responses": {"200": json_body("CIDetail", "the CI"), "400": _BAD,
+                          "404": error("no such CI, or it did not exist yet at as_of")},
+        }},
+        "/api/v1/cis/{ci_id}/history": {"get": {
+            "summary": "a CI's change records",
+            "parameters": [_CI_ID_PARAM, _param("name", "query", {"type": "string"}, "attribute or relation"),
+                           _SINCE, _UNTIL,
+                           _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_LIMIT},
+                                  "most records")],
+            "responses": {"200": json_body("HistoryList", "the records, oldest first"), "400": _BAD,
+                          "404": error("no such CI")},
+        }},
+        "/api/v1/drift": {"get": {
+            "summary": "drift events of tracked attributes and sets",
+            "parameters": [_param("ci", "query", {"type": "string"}, "a CI id (the CI or its member)"),
+                           _SINCE, _UNTIL,
+                           _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_LIMIT},
+                                  "most events")],
+            "responses": {"200": json_body("DriftList", "drift events, oldest first"), "400": _BAD},
+        }},
+    },
+    "schemas": (CIList, CIDetail, HistoryList, DriftList),
+}

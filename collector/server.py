@@ -5,9 +5,16 @@ Once the socket is bound it prints exactly one line to stdout,
     fleetgraph collector listening on http://HOST:PORT     (https:// when tls_cert and tls_key are set)
 
 with the real port (so `--listen 127.0.0.1:0` works and scripts can wait for the line). HTTPS
-uses TLS 1.2 or newer with the standard library's server defaults. Shutdown:
-stop accepting, let in-flight requests finish, stop the reconcile worker (it finishes the report in
-hand), close the store, exit 0.
+uses TLS 1.2 or newer with the standard library's server defaults.
+
+Graceful shutdown on SIGTERM or SIGINT: stop accepting (the listening socket closes at once),
+let in-flight requests finish (up to SHUTDOWN_TIMEOUT seconds; a report upload in progress gets
+its 202), stop the reconcile worker (it finishes the report in hand; reports still pending stay in
+the durable log and are reconciled at the next start), close the store, flush the logs, exit 0.
+
+A connection must send its request headers within collector.header_timeout seconds (aiohttp's
+keep-alive timer, armed when the connection opens), and its body within request_timeout
+(collector.timeouts).
 """
 
 from __future__ import annotations
@@ -37,14 +44,14 @@ def open_configured_store(url: str):
     return open_store(url)
 
 
-def configure_logging(level: str) -> None:
-    numeric = getattr(logging, level.upper(), None)
-    if not isinstance(numeric, int):
-        raise ConfigError(f"collector.log_level: expected debug, info, warning or error, got {level!r}")
-    logging.basicConfig(level=numeric, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The access log repeats every request at info; keep it for debug.
-    logging.getLogger("aiohttp.access").setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """collector.log_level and log_format: see collector.logs (request ids, redaction, JSON)."""
+    from collector.logs import configure_logging as configure
+
+    try:
+        configure(level, fmt)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _url(host: str, port: int, scheme: str = "http") -> str:
@@ -78,14 +85,18 @@ def tls_server_context(config: CollectorConfig) -> ssl.SSLContext | None:
 async def _serve(store, config: CollectorConfig, host: str, port: int,
                  tls: ssl.SSLContext | None = None, policy: ReconcilePolicy | None = None) -> int:
     from collector.app import RUNNER_KWARGS, create_app
+    from collector.lifecycle import IN_FLIGHT_KEY
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    runner = web.AppRunner(create_app(store, config, policy), shutdown_timeout=SHUTDOWN_TIMEOUT,
-                           **RUNNER_KWARGS)
+    # keepalive_timeout bounds the wait for a new connection's headers too (see the docstring);
+    # access_log=None: collector.logs writes one access line per request, with its request id.
+    app = create_app(store, config, policy)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                           keepalive_timeout=config.header_timeout, access_log=None, **RUNNER_KWARGS)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=tls)
@@ -99,9 +110,14 @@ async def _serve(store, config: CollectorConfig, host: str, port: int,
         log.info("%s (store %s, reconcile %s)", line, config.store, "on" if config.reconcile else "off")
         print(line, flush=True)
         await stop.wait()
-        log.info("shutting down: finishing in-flight requests")
+        log.info("shutting down: no new connections; finishing in-flight requests (up to %gs)", SHUTDOWN_TIMEOUT)
+        await site.stop()  # stop listening; open connections keep receiving (collector.lifecycle)
+        in_flight = app[IN_FLIGHT_KEY]
+        if not await in_flight.wait_idle(SHUTDOWN_TIMEOUT):
+            log.warning("%d request(s) still in flight after %gs: cutting them off", in_flight.count,
+                        SHUTDOWN_TIMEOUT)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # idle connections, then the app's cleanup_ctx (worker, store pool)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     log.info("collector stopped")
@@ -110,7 +126,10 @@ async def _serve(store, config: CollectorConfig, host: str, port: int,
 
 def serve(config: CollectorConfig, policy: ReconcilePolicy | None = None) -> int:
     """Run the collector until SIGINT/SIGTERM; the exit code (0 on a clean shutdown)."""
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
+    import prometheus_client
+
+    prometheus_client.disable_created_metrics()  # the *_created series only double /metrics
     host, port = parse_listen(config.listen)
     tls = tls_server_context(config)
     try:
@@ -120,5 +139,9 @@ def serve(config: CollectorConfig, policy: ReconcilePolicy | None = None) -> int
         return 1
     try:
         return asyncio.run(_serve(store, config, host, port, tls, policy))
+    except ValueError as exc:  # an option create_app refuses (rate limits, timeouts, proxies, metrics_auth)
+        print(f"fleetgraph: configuration error: {exc}", file=sys.stderr)
+        return 2
     finally:
         store.close()
+        logging.shutdown()  # flush every handler before the process exits

@@ -63,6 +63,8 @@ class ReconcileWorker:
         self._idle_gen = -1
         self.reconciled = 0
         self.failed = 0
+        # Called on this thread after each report with ("reconciled" | "failed", seconds): metrics.
+        self.observer: Callable[[str, float], None] | None = None
 
     # -- control (any thread) -----------------------------------------------------------------
     def start(self) -> None:
@@ -168,13 +170,23 @@ class ReconcileWorker:
                 log.exception("cannot mark report %s (seq %d) failed", stored.report_id, stored.seq)
                 return False
             self.failed += 1
+            self._observe("failed", time.monotonic() - started)
             return True
         self.reconciled += 1
+        self._observe("reconciled", time.monotonic() - started)
         summary = changes.summary() if hasattr(changes, "summary") else {}
         log.info("report %s (seq %d) reconciled in %.0f ms: %s", stored.report_id, stored.seq,
                  (time.monotonic() - started) * 1000,
                  ", ".join(f"{k} {v}" for k, v in summary.items() if v) or "no changes")
         return True
+
+
+    def _observe(self, outcome: str, seconds: float) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(outcome, seconds)
+            except Exception:  # a metrics hook must never stop reconcile
+                log.exception("reconcile worker: the observer failed")
 
 
 def _describe(exc: BaseException) -> str:
