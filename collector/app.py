@@ -39,6 +39,7 @@ from collector import (
     peers,
     query,
     ratelimit,
+    records,
 )
 from collector.api import (
     CONFIG_KEY,
@@ -50,6 +51,7 @@ from collector.api import (
     error_response,
 )
 from collector.auth import access_control
+from collector.housekeeping import records_housekeeping
 from collector.timeouts import body_deadline, check_timeouts
 from reconcile.policy import DEFAULT_POLICY, ReconcilePolicy
 
@@ -149,6 +151,7 @@ def create_app(store: Store, config: CollectorConfig,
     app[POLICY_KEY] = policy or DEFAULT_POLICY  # [reconcile]
     app.cleanup_ctx.append(_store_executor)  # torn down last: the worker's stop runs before it
     app.cleanup_ctx.append(_reconcile_worker)
+    app.cleanup_ctx.append(records_housekeeping)  # verify changes, deliver webhooks
     lifecycle.setup(app)
     peers.setup(app)  # collector.trusted_proxies
     ratelimit.setup(app)
@@ -158,6 +161,7 @@ def create_app(store: Store, config: CollectorConfig,
     app.add_routes(export.routes)  # before query: /api/v1/cis/{ci_id} would take /api/v1/cis/export
     app.add_routes(query.routes)
     app.add_routes(admin.routes)  # tokens, enrollment tokens, config
+    app.add_routes(records.routes)  # change records and incidents
     from collector.legacy.routes import routes as legacy_routes  # POST /ocsinventory: OCS/Fusion agents
     app.add_routes(legacy_routes)
     enroll.setup(app)  # POST /api/v1/enroll and its attempt limiter

@@ -329,3 +329,73 @@ async def update_incident(request: web.Request) -> web.Response:
                          impact=impact, urgency=urgency, assignee=body.assignee, resolution=body.resolution,
                          note=body.note)
     return json_response(incident_out(updated))
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema, "description": description}
+
+
+_NUMBER = _param("number", "path", {"type": "string", "maxLength": 40}, "CHG0000001 / INC0000001")
+_LIST_PARAMS = [_param("ci", "query", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "only records naming this CI"),
+                _param("open", "query", {"enum": ["true", "false"]}, "only open records"),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "most records")]
+
+
+def _request_body(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _openapi() -> dict[str, Any]:
+    from collector.openapi import error, json_body
+
+    bad = error("the request is malformed or breaks a rule (named in the body)")
+    missing = error("no such record")
+    refused = error("the state machine or the record's state refuses it (the body says why)")
+    body_errors = {"400": bad, "413": error("the body is too large"), "415": error("send application/json")}
+    return {
+        "paths": {
+            "/api/v1/changes": {
+                "get": {"summary": "change records, newest first",
+                        "parameters": [_param("state", "query", {"enum": list(CHANGE_STATES)}, "one state"),
+                                       *_LIST_PARAMS],
+                        "responses": {"200": json_body("RecordList", "a page of changes"), "400": bad}},
+                "post": {"summary": "create a change record (state new)", "requestBody": _request_body("ChangeIn"),
+                         "responses": {"201": json_body("ChangeOut", "the change"), **body_errors}},
+            },
+            "/api/v1/changes/{number}": {
+                "get": {"summary": "one change with its evidence and events", "parameters": [_NUMBER],
+                        "responses": {"200": json_body("ChangeOut", "the change"), "400": bad, "404": missing}},
+                "patch": {"summary": "plan a change (window, CIs, expected outcome) before it is approved",
+                          "parameters": [_NUMBER], "requestBody": _request_body("ChangePatch"),
+                          "responses": {"200": json_body("ChangeOut", "the change"), "404": missing,
+                                        "409": refused, **body_errors}},
+            },
+            "/api/v1/changes/{number}/transitions": {
+                "post": {"summary": "move a change along its state machine (authorize -> scheduled approves it)",
+                         "parameters": [_NUMBER], "requestBody": _request_body("TransitionIn"),
+                         "responses": {"200": json_body("ChangeOut", "the change"), "404": missing,
+                                       "409": refused, **body_errors}},
+            },
+            "/api/v1/incidents": {
+                "get": {"summary": "incidents, newest first",
+                        "parameters": [_param("state", "query", {"enum": list(INCIDENT_STATES)}, "one state"),
+                                       *_LIST_PARAMS],
+                        "responses": {"200": json_body("RecordList", "a page of incidents"), "400": bad}},
+                "post": {"summary": "open an incident", "requestBody": _request_body("IncidentIn"),
+                         "responses": {"201": json_body("IncidentOut", "the incident"), **body_errors}},
+            },
+            "/api/v1/incidents/{number}": {
+                "get": {"summary": "one incident with its drift and events", "parameters": [_NUMBER],
+                        "responses": {"200": json_body("IncidentOut", "the incident"), "400": bad, "404": missing}},
+                "patch": {"summary": "move, re-prioritise, assign or resolve an incident", "parameters": [_NUMBER],
+                          "requestBody": _request_body("IncidentPatch"),
+                          "responses": {"200": json_body("IncidentOut", "the incident"), "404": missing,
+                                        "409": refused, **body_errors}},
+            },
+        },
+        "schemas": (ChangeIn, ChangePatch, TransitionIn, IncidentIn, IncidentPatch, ChangeOut, IncidentOut,
+                    RecordList),
+    }
+
+
+OPENAPI = _openapi()

@@ -58,13 +58,17 @@ def test_report_credentials_only_submit_reports():
             assert key in REPORT_SUBMISSIONS, f"{key}: agent and scanner credentials only submit reports"
 
 
+_QUERIES = {"GET /api/v1/cis", "GET /api/v1/cis/{ci_id}", "GET /api/v1/cis/{ci_id}/history", "GET /api/v1/drift",
+            "GET /metrics", "GET /api/v1/changes", "GET /api/v1/changes/{number}", "GET /api/v1/incidents",
+            "GET /api/v1/incidents/{number}"}
+_RECORD_WRITES = {"POST /api/v1/changes", "PATCH /api/v1/changes/{number}", "POST /api/v1/changes/{number}/transitions",
+                  "POST /api/v1/incidents", "PATCH /api/v1/incidents/{number}"}
+
+
 @pytest.mark.parametrize("role,allowed", [
-    (READER, {"GET /api/v1/cis", "GET /api/v1/cis/{ci_id}", "GET /api/v1/cis/{ci_id}/history",
-              "GET /api/v1/drift", "GET /metrics"}),
-    (AUDITOR, {"GET /api/v1/cis", "GET /api/v1/cis/{ci_id}", "GET /api/v1/cis/{ci_id}/history",
-               "GET /api/v1/drift", "GET /metrics", "GET /api/v1/cis/export"}),
-    (OPERATOR, {"GET /api/v1/cis", "GET /api/v1/cis/{ci_id}", "GET /api/v1/cis/{ci_id}/history",
-                "GET /api/v1/drift", "GET /metrics", "POST /api/v1/reports"}),
+    (READER, _QUERIES),
+    (AUDITOR, _QUERIES | {"GET /api/v1/cis/export"}),
+    (OPERATOR, _QUERIES | _RECORD_WRITES | {"POST /api/v1/reports"}),
     (AGENT, {"POST /api/v1/reports", "POST /ocsinventory", "POST /ocsinventory/"}),
     (SCANNER, {"POST /api/v1/reports"}),
 ])
