@@ -161,6 +161,9 @@ class ScanConfig:
     timeout: float = _opt(5.0, "seconds a host may take to answer one protocol before it counts as failed")
     retries: int = _opt(1, "SNMP retransmissions after a timeout")
     interval: float | None = _opt(None, "`fleetgraph scan --service`: seconds between two scans of the profile")
+    enroll_token: str | None = _opt(None, "one-time enrollment token: the scan enrolls the scanner first and keeps "
+                                          "its credential in state_dir (prefer FLEETGRAPH_SCAN_ENROLL_TOKEN to the "
+                                          "command line)")
     profiles: tuple[str, ...] = _opt((), "named scan profiles, each \"NAME: key=value; key=value\" over the "
                                          "options above, e.g. \"lab: targets=127.0.0.11-30; protocols=snmp,ssh; "
                                          "interval=3600\" (flag: --profile NAME picks one)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import re
 import signal
 import socket
@@ -66,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan.add_argument("--define-profile", dest="scan__profiles", action="append", metavar="'NAME: k=v; ...'",
                       help="add a profile (repeat; replaces scan.profiles)")
     scan.add_argument("--token-file", metavar="FILE", help="bearer token file (default: the enrolled credential)")
-    scan.add_argument("--enroll-token", help="enroll this scanner first (prefer FLEETGRAPH_SCAN_ENROLL_TOKEN)")
+    scan.add_argument("--enroll-token", dest="scan__enroll_token",
+                      help="enroll this scanner first (prefer FLEETGRAPH_SCAN_ENROLL_TOKEN)")
     scan.add_argument("--scanner-id", help="this scanner's id (default: kept in the state dir, from the host name)")
     scan.add_argument("--output", metavar="DIR", help="write the reports to DIR instead of sending them")
     scan.add_argument("--service", action="store_true", help="scan again every scan.interval seconds until stopped")
@@ -102,8 +102,10 @@ def _sink(args: argparse.Namespace, config: Config, scan_id: str) -> Any:
     if not server:
         raise ConfigError("where do the reports go? give --server URL (scan.server) or --output DIR")
     state_dir = Path(config.scan.state_dir)
-    enroll = args.enroll_token or os.environ.get("FLEETGRAPH_SCAN_ENROLL_TOKEN")
-    if enroll:
+    enroll = config.scan.enroll_token
+    # Enroll once: with a stored credential the token (left in the environment of a service, say)
+    # is not spent again. Delete the credential file to enroll anew.
+    if enroll and not (state_dir / CREDENTIAL_FILE).exists() and not args.token_file:
         from discovery.enroll import enroll_scanner
 
         enroll_scanner(server, enroll, state_dir, scan_id, ca_file=config.scan.ca_file)

@@ -131,3 +131,33 @@ def test_a_malformed_credentials_file_names_the_entry_not_the_secret(tmp_path):
     out = fleetgraph("scan", "--targets", "127.0.0.11", "--credentials", str(creds), "--output", str(tmp_path / "o"),
                      check=False, timeout=60)
     assert out.returncode == 2 and "auth_key" in out.stderr and "short" not in out.stderr.replace("shorter", "")
+
+
+def test_a_scanner_enrolls_once_then_reports_with_its_bound_credential(lab, tmp_path):
+    collector = Collector(tmp_path / "cmdb.sqlite").start()
+    try:
+        enroll_token = fleetgraph("enroll-token", "create", "--name", "scanners", "--store",
+                                  collector.store_url).stdout.strip().splitlines()[-1]
+        creds = tmp_path / "c.toml"
+        creds.write_text('[[snmp]]\nversion = "2c"\ncommunity = "public"\n')
+        creds.chmod(0o600)
+        state = tmp_path / "state"
+        common = ("--targets", "127.0.0.11", "--protocols", "snmp", "--snmp-port", str(SNMP_PORT), "--credentials",
+                  str(creds), "--server", collector.url, "--state-dir", str(state), "--scanner-id", "dc1-scanner")
+        out = fleetgraph("scan", *common, env={"FLEETGRAPH_SCAN_ENROLL_TOKEN": enroll_token}, timeout=120)
+        assert "1 found" in out.stderr and enroll_token not in out.stderr + out.stdout
+        assert oct((state / "credential").stat().st_mode & 0o777) == "0o600"
+        # the stored credential; the token left in the environment is not spent again
+        again = fleetgraph("scan", *common, env={"FLEETGRAPH_SCAN_ENROLL_TOKEN": enroll_token}, timeout=120)
+        assert "not delivered" not in again.stderr, again.stderr
+        collector.wait_reconciled()
+        store = open_store(collector.store_url)
+        try:
+            assert store.count_reports("reconciled") == 2
+        finally:
+            store.close()
+        (state / "credential").unlink()  # enroll anew: the token was for one use
+        used = fleetgraph("scan", *common, "--enroll-token", enroll_token, check=False, timeout=60)
+        assert used.returncode == 2 and "enrollment failed" in used.stderr  # one use only
+    finally:
+        collector.stop()
