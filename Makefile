@@ -11,7 +11,7 @@ SYSTEM_PACKAGES := python3-venv iproute2 procps gzip time fusioninventory-agent 
                    snmpd snmp openssh-server openssh-client nmap
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast sysdeps venv schema bench bench-agent clean agent-pyz deb
+.PHONY: demo test test-fast sysdeps venv schema bench bench-agent bench-load bench-reconcile bench-discovery clean agent-pyz deb
 
 sysdeps: .stamp-sysdeps
 .stamp-sysdeps: Makefile
@@ -51,6 +51,19 @@ bench: venv
 # Our agent beside FusionInventory agent on this machine (issue 3): wall, peak RSS, parity.
 bench-agent: venv
 	$(PY) bench/agent_vs_fusion.py
+
+# 1,000 simulated agents beside a bare orjson handler (issue 6).
+bench-load: venv
+	$(PY) bench/load.py
+
+bench-reconcile: venv
+	$(PY) bench/reconcile.py --repeat 5
+
+# Scanners beside their peers (issue 4): snmpbulkwalk, raw nmap, the local agent run.
+bench-discovery: venv
+	$(PY) bench/snmp_walk.py
+	$(PY) bench/nmap_wrapper.py
+	$(PY) bench/ssh_scan.py
 
 # The single-file agent and its Debian package (docs/packaging.md).
 agent-pyz: venv
