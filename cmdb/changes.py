@@ -94,6 +94,29 @@ class SeenMark:
 
 
 @dataclass(slots=True)
+class ItemFingerprint:
+    """The reconcile fast path (reconcile.fastpath): the digest of what this change set's source
+    stated about one item (by its ref), and the CI it resolved to (`host_ci`: the host of a
+    dependent item, "" for others). Written only when applying the change set leaves the CI
+    holding exactly the stated values, all from this source."""
+
+    ref: str
+    digest: bytes
+    ci_id: str
+    host_ci: str = ""
+
+
+@dataclass(slots=True)
+class ScopeDigest:
+    """The digest of what a complete run of a scope of this change set's source stated, or None
+    when the scope's seen-by rows are not exactly that after the change set (reconcile.staleness)."""
+
+    collector: str
+    subject: str
+    digest: bytes | None
+
+
+@dataclass(slots=True)
 class DriftEvent:
     """A change of a tracked attribute or set (reconcile.drift) of a CI that already existed.
 
@@ -141,6 +164,9 @@ class ChangeSet:
     relations: list[RelationChange] = field(default_factory=list)
     # (type, from, to) of existing relations the report saw again: last_seen refreshed.
     relations_seen: list[tuple[str, str, str]] = field(default_factory=list)
+    # CIs every active relation out of which is in relations_seen (the fast path knows): a store
+    # may refresh them CI by CI rather than relation by relation.
+    relations_seen_from: list[str] = field(default_factory=list)
     # every CI the report saw (new or existing): last_seen refreshed.
     seen: list[str] = field(default_factory=list)
     # Scoped staleness (reconcile.staleness). CIs retired (`ci.retire`; their seen-by rows go) and
@@ -159,6 +185,16 @@ class ChangeSet:
     # What each drift event does to records (reconcile.records): authorized by a change, or an
     # incident / unauthorized-change record opened or appended to; written in the same transaction.
     drift_actions: list[DriftAction] = field(default_factory=list)
+    # The fast path (reconcile.fastpath). `fingerprints`: rows to write for this source, stamped
+    # with this change set's provenance. `fingerprint_confirms`: (ref, ci_id) of items whose CI this
+    # report confirmed as a whole (every value unchanged, all from this source): the store moves the
+    # row's stamp instead of each value's observed_at, so their pairs in `confirmed` are not written
+    # one by one. `fingerprints_dropped`: refs of this source whose rows go. Any CI whose attributes,
+    # observations or state this change set changes loses every source's row (the store does that).
+    fingerprints: list[ItemFingerprint] = field(default_factory=list)
+    fingerprint_confirms: list[tuple[str, str]] = field(default_factory=list)
+    fingerprints_dropped: list[str] = field(default_factory=list)
+    scope_digests: list[ScopeDigest] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:

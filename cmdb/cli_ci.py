@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     hist.add_argument("--store", dest="collector__store", metavar="URL", help="store URL (collector.store)")
     hist.set_defaults(func=cmd_history)
 
+    from cmdb.cli_ci_ops import register_operations  # merge, split, undo, operations
+
+    register_operations(ci_sub)
+
 
 def open_configured_store(config: Config) -> Store:
     """The configured store, for reading: a missing database file is an error, never created."""
@@ -105,7 +109,7 @@ def _iso(when: datetime | None) -> str | None:
 
 def ci_as_dict(ci: CI) -> dict[str, Any]:
     return {
-        "id": ci.ci_id, "class": ci.ci_class, "state": ci.state,
+        "id": ci.ci_id, "class": ci.ci_class, "state": ci.state, "merged_into": ci.merged_into,
         "first_seen": _iso(ci.first_seen), "last_seen": _iso(ci.last_seen),
         "identifiers": [{"kind": i.kind, "value": i.value} for i in ci.identifiers],
         "attributes": {
@@ -183,6 +187,8 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(doc, indent=2))
         return 0
     print(f"{ci.ci_class} {ci.ci_id}  [{ci.state}]  {label(ci)}")
+    if ci.merged_into:
+        print(f"  merged into {ci.merged_into} (fleetgraph ci operations {ci.ci_id})")
     print(f"  first seen {ci.first_seen.isoformat()}   last seen {ci.last_seen.isoformat()}")
     if ci.identifiers:
         print("  identifiers:")

@@ -17,6 +17,7 @@ from cmdb.changes import ChangeSet, DriftEvent, Provenance
 if TYPE_CHECKING:
     import networkx as nx
 
+    from cmdb.operations import CIOperation
     from cmdb.records import ChangeRecord, ExpectedOutcome, Incident, NewChange, NewIncident, RecordEvent
 
 ReportStatus = Literal["pending", "reconciled", "failed"]
@@ -90,6 +91,8 @@ class CI:
     last_seen: datetime
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
     identifiers: list[Identifier] = field(default_factory=list)
+    # A CI merged into another (Store.merge_cis) is retired with the survivor's id here.
+    merged_into: str | None = None
 
 
 @dataclass(slots=True)
@@ -110,7 +113,7 @@ class HistoryRow:
     seq: int
     ci_id: str
     kind: Literal["ci.create", "attr.set", "attr.unset", "ident.add", "rel.add", "rel.retire",
-                  "ci.retire", "ci.reactivate"]
+                  "ci.retire", "ci.reactivate", "ci.merge", "ci.split", "ident.remove"]
     name: str | None  # attribute name, identifier kind or relation type
     before: Any
     after: Any
@@ -396,6 +399,31 @@ class Store(Protocol):
 
     def webhook_failed(self, url: str, error: str, next_attempt_at: datetime) -> int:
         """Count a failed attempt; the endpoint's attempts so far."""
+
+    # -- CI merge and split (cmdb.operations; SQLite: cmdb.backends.sqlite_merge) ----------------
+    # Each is one transaction and raises cmdb.operations.CIOperationRefused (nothing changed) when
+    # it cannot be done as asked. With dry_run, the outcome is computed and nothing is stored.
+    def merge_cis(self, survivor: str, absorbed: str, actor: str, reason: str | None = None,
+                  dry_run: bool = False) -> CIOperation:
+        """Merge `absorbed` into `survivor` (two active CIs of one non-dependent class): its
+        identifiers, attributes (the survivor's value stays, the other is kept as an observation),
+        relations, dependent CIs (re-keyed under the survivor, or merged into the survivor's same
+        dependent), staleness scopes and shared identifiers move; it is retired with merged_into."""
+
+    def split_ci(self, ci_id: str, identifiers: list[tuple[str, str]], actor: str, reason: str | None = None,
+                 sources: list[tuple[str, str]] | None = None, dry_run: bool = False) -> CIOperation:
+        """A new CI of the same class takes these (kind, value) identifiers of `ci_id`, and the
+        staleness scopes of `sources` ((kind, id); None: the sources that bound only identifiers
+        being split off) with the dependent CIs and relations only those scopes saw."""
+
+    def undo_ci_operation(self, seq: int, actor: str, reason: str | None = None,
+                          dry_run: bool = False) -> CIOperation:
+        """Undo operation `seq` (a merge is split back out as it was, a split merged back),
+        recorded as a new operation. Refused for an undo, an operation already undone, or one
+        a later operation on the same CIs depends on (undo that one first)."""
+
+    def ci_operations(self, ci_id: str | None = None) -> list[CIOperation]:
+        """Operations in seq order; with ci_id, those where it is ci_id or other_ci."""
 
     # -- API tokens (hashed; the plain token is never stored) ---------------------------
     def add_token(self, token_hash: str, name: str, role: str,

@@ -63,16 +63,17 @@ async def records_housekeeping(app: web.Application) -> AsyncIterator[None]:
         from reconcile.records import verify_due_changes
 
         while not stop.is_set():
+            try:  # wait one interval, then verify: startup stays light and stopping is immediate
+                await asyncio.wait_for(stop.wait(), config.records_interval)
+                return
+            except asyncio.TimeoutError:
+                pass
             try:
                 done = await run_store(verify_due_changes, store, datetime.now(UTC))
                 for change in done:
                     log.info("change %s verified: %s", change.number, change.verification)
             except Exception:
                 log.exception("verifying changes failed; retrying next round")
-            try:
-                await asyncio.wait_for(stop.wait(), config.records_interval)
-            except asyncio.TimeoutError:
-                pass
 
     tasks = [asyncio.create_task(verify_loop(), name="verify-changes"),
              asyncio.create_task(dispatcher.run(stop), name="webhooks")]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from cmdb.changes import IdentifierClaim, NewCI
 from cmdb.ids import new_ci_id
@@ -32,6 +33,7 @@ from reconcile.rules import IdentificationRule, may_create, rules_for
 MAX_SCOPE_DEPTH = 8
 
 KeyedRules = list[tuple[IdentificationRule, tuple[str, ...]]]
+Shortcut = Callable[[Item, str], "str | None"]  # (item, key prefix) -> its CI, known without its keys
 Bindings = dict[tuple[str, str], dict[str, str]]  # (class, kind) -> {value: ci id} in the store
 Shared = dict[tuple[str, str], dict[str, set[str]]]  # (class, weak kind) -> {value: active sharers}
 
@@ -48,6 +50,9 @@ class Identification:
     # weak values an item's CI states while another CI holds them (ChangeSet.shared_identifiers)
     shared: list[IdentifierClaim] = field(default_factory=list)
     host_of_ref: dict[str, str] = field(default_factory=dict)  # dependent ref -> host CI id
+    # Refs identified cleanly: every clean key value bound (or claimed now) by their CI itself, in
+    # that spelling, at least one, no note and not a duplicate (reconcile.fastpath's premise).
+    clean_refs: set[str] = field(default_factory=set)
 
     @property
     def new_ci_ids(self) -> set[str]:
@@ -97,17 +102,29 @@ class IdentifierResolver:
         self.claimed_here: dict[tuple[str, str, str], str] = {}
         self.claimed_by_ci: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
 
-    def identify_batch(self, items: list[tuple[Item, str]], new_hosts: set[str]) -> None:
+    def identify_batch(self, items: list[tuple[Item, str]], new_hosts: set[str],
+                       shortcut: Shortcut | None = None) -> None:
         """Resolve (item, key prefix) pairs. Scoped keys of a host created by this report
-        (`new_hosts`) cannot be in the store yet, so they are not looked up."""
-        keyed = [(item, self._keyed_rules(item, prefix)) for item, prefix in items]
+        (`new_hosts`) cannot be in the store yet, so they are not looked up. `shortcut(item,
+        prefix)` names the CI of an item known without its keys (reconcile.fastpath: only for
+        classes without weak kinds, whose every key value the CI holds), or None."""
+        known_ci = {}
+        if shortcut is not None:
+            known_ci = {i: ci_id for i, (item, prefix) in enumerate(items)
+                        if (ci_id := shortcut(item, prefix)) is not None}
+        keyed = [(item, self._keyed_rules(item, prefix)) for i, (item, prefix) in enumerate(items)
+                 if i not in known_ci]
         bound = self._read_bindings(keyed, new_hosts)
         self.shared = self._read_shared(keyed, bound)
         self.stated = Counter((item.class_, rule.kind, v) for item, rules in keyed
                               for rule, values in rules if rule.weak for v in values)
         known = self._read_candidate_identifiers(keyed, bound)
-        for item, rules in keyed:
-            self._identify_item(item, rules, bound, known)
+        unknown = iter(keyed)
+        for i, (item, _) in enumerate(items):  # report order, so the first item of a CI stays first
+            if i in known_ci:
+                self._place(item, known_ci[i], clean=True)
+            else:
+                self._identify_item(*next(unknown), bound, known)
 
     @staticmethod
     def _keyed_rules(item: Item, prefix: str) -> KeyedRules:
@@ -193,12 +210,22 @@ class IdentifierResolver:
             outcome.created.append(NewCI(ci_id, item.class_))
         outcome.conflicts += [IdentifierConflict(reason, item.ref, item.class_, ci_id, other, kind, values)
                               for reason, other, kind, values in refused]
+        placed_first = self._place(item, ci_id, clean=not refused)
+        clean = self._claim_unbound(item, ci_id, rules, bound)
+        if not (placed_first and clean and not refused):
+            outcome.clean_refs.discard(item.ref)
+
+    def _place(self, item: Item, ci_id: str, clean: bool) -> bool:
+        """Record that the item is the CI; False when an earlier item of the report already was."""
+        outcome = self.outcome
+        outcome.ci_of_ref[item.ref] = ci_id
         if ci_id in outcome.attribute_ref_of_ci:
             outcome.conflicts.append(IdentifierConflict("duplicate_item", item.ref, item.class_, ci_id))
-        else:
-            outcome.attribute_ref_of_ci[ci_id] = item.ref
-        outcome.ci_of_ref[item.ref] = ci_id
-        self._claim_unbound(item, ci_id, rules, bound)
+            return False
+        outcome.attribute_ref_of_ci[ci_id] = item.ref
+        if clean:
+            outcome.clean_refs.add(item.ref)
+        return True
 
     def _match_first_rule(self, item: Item, rules: KeyedRules, bound: Bindings,
                           known: dict[str, dict[str, set[str]]],
@@ -243,14 +270,17 @@ class IdentifierResolver:
                 return rule
         return None
 
-    def _claim_unbound(self, item: Item, ci_id: str, rules: KeyedRules, bound: Bindings) -> None:
+    def _claim_unbound(self, item: Item, ci_id: str, rules: KeyedRules, bound: Bindings) -> bool:
         """Bind every clean identifier of the item that is bound to nothing; never steal one. A value
-        whose other spelling the CI holds is not claimed; a weak value another CI holds is shared."""
+        whose other spelling the CI holds is not claimed; a weak value another CI holds is shared.
+        True when the CI holds (or now claims) every value, in that spelling, and there is one."""
+        clean = any(values for _, values in rules)
         for rule, values in rules:
             for value in values:
                 owner = self._owner(item.class_, rule.kind, value, bound)
                 if owner is None and rule.equivalents and ci_id == self._rule_owner(
                         item.class_, rule, value, bound):
+                    clean = False
                     continue  # the CI holds the same key spelt the other way
                 if owner is None:
                     self.outcome.claims.append(IdentifierClaim(ci_id, item.class_, rule.kind, value))
@@ -261,6 +291,8 @@ class IdentifierResolver:
                         "identifier_bound_elsewhere", item.ref, item.class_, ci_id, owner, rule.kind, value))
                     if rule.weak and ci_id not in self.shared.get((item.class_, rule.kind), {}).get(value, ()):
                         self.outcome.shared.append(IdentifierClaim(ci_id, item.class_, rule.kind, value))
+                    clean = False
+        return clean
 
 
 def _with_equivalents(rule: IdentificationRule, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -269,14 +301,15 @@ def _with_equivalents(rule: IdentificationRule, values: tuple[str, ...]) -> tupl
     return values + tuple(e for v in values for e in rule.equivalents(v))
 
 
-def identify_items(store: Store, report: Report) -> Identification:
-    """Resolve every item of the report to an existing CI or a new one (reads only)."""
+def identify_items(store: Store, report: Report, shortcut: Shortcut | None = None) -> Identification:
+    """Resolve every item of the report to an existing CI or a new one (reads only). `shortcut`:
+    see IdentifierResolver.identify_batch."""
     outcome = Identification()
     resolver = IdentifierResolver(store, outcome, report.source.kind)
     # References (Item.reference) point at CIs the source does not own: they are never identified
     # here (no CI, no claim, no attributes); reconcile.references resolves the relations to them.
     roots = [item for item in report.items if not item.reference and not CI_CLASSES[item.class_].is_dependent]
-    resolver.identify_batch([(item, "") for item in roots], new_hosts=set())
+    resolver.identify_batch([(item, "") for item in roots], new_hosts=set(), shortcut=shortcut)
 
     items_by_ref = {item.ref: item for item in report.items}
     parents = scope_parent_index(report)
@@ -299,5 +332,5 @@ def identify_items(store: Store, report: Report) -> Identification:
             continue
         outcome.host_of_ref[item.ref] = host_id
         dependents.append((item, f"{host_id}/"))
-    resolver.identify_batch(dependents, new_hosts=outcome.new_ci_ids)
+    resolver.identify_batch(dependents, new_hosts=outcome.new_ci_ids, shortcut=shortcut)
     return outcome

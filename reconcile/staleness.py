@@ -55,13 +55,15 @@ silence or age: only a complete run that no longer states something does.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from cmdb.changes import RelationChange, SeenMark
+from cmdb.changes import RelationChange, ScopeDigest, SeenMark
 from cmdb.model import CI_CLASSES
 from cmdb.report import Item, Relation, Report
-from cmdb.store import Store
+from cmdb.store import ScopeState, Store
 from reconcile.identify import Identification
 
 Key = tuple[str, str, str]  # (ci id, "", "") for a CI; (from ci, type, to ci) for a relation
@@ -78,6 +80,8 @@ class Staleness:
     # Retired CIs stated only by a report not newer than their last sighting: left retired, and
     # the report's relations to them are not added.
     stale: set[str] = field(default_factory=set)
+    # With stored digests (the fast path): the new statement digests of complete scopes.
+    digests: list[ScopeDigest] = field(default_factory=list)
 
 
 # The classes a source reports *about*: the hosts dependent CIs hang off (cmdb.model scopes).
@@ -85,14 +89,20 @@ SUBJECT_CLASSES = frozenset({"Computer", "VirtualMachine", "NetworkDevice", "Pri
 Scope = tuple[str, str]  # (collector, subject ci) of the report's source
 
 
+# (class, relation type, end) of every scope relation, and the dependent classes: read for every
+# item and relation of every report.
+_SCOPE_ENDS = frozenset((c.name, s.rel_type, s.dependent_end) for c in CI_CLASSES.values() for s in c.scope)
+_DEPENDENT = frozenset(c.name for c in CI_CLASSES.values() if c.is_dependent)
+
+
 def relation_owner(rel: Relation, items_by_ref: dict[str, Item]) -> Item | None:
     """The item whose collector's complete run states `rel` (see the module doc), or None."""
     a, b = items_by_ref.get(rel.from_), items_by_ref.get(rel.to)
     if a is None or b is None or a.reference or b.reference:
         return None
-    if any(s.rel_type == rel.type and s.dependent_end == "from" for s in CI_CLASSES[a.class_].scope):
+    if (a.class_, rel.type, "from") in _SCOPE_ENDS:
         return a
-    if any(s.rel_type == rel.type and s.dependent_end == "to" for s in CI_CLASSES[b.class_].scope):
+    if (b.class_, rel.type, "to") in _SCOPE_ENDS:
         return b
     return a
 
@@ -112,20 +122,22 @@ def scoped_statements(report: Report, identification: Identification, complete: 
     ci_of_ref, host_of_ref = identification.ci_of_ref, identification.host_of_ref
     items_by_ref = {item.ref: item for item in report.items}
 
-    def subject_of(item: Item) -> str | None:
-        if CI_CLASSES[item.class_].is_dependent:
-            return host_of_ref.get(item.ref)
-        ci_id = ci_of_ref.get(item.ref)
-        return ci_id if ci_id in subjects else None
-
     out: dict[Scope, set[Key]] = defaultdict(set)
     for item in report.items:
-        if (item.collector in complete and not item.reference and CI_CLASSES[item.class_].is_dependent
+        if (item.collector in complete and not item.reference and item.class_ in _DEPENDENT
                 and (ci_id := ci_of_ref.get(item.ref)) and (subject := host_of_ref.get(item.ref))):
             out[(item.collector, subject)].add((ci_id, "", ""))
     for rel in report.relations:
         owner = relation_owner(rel, items_by_ref)
-        if owner is None or owner.collector not in complete or (subject := subject_of(owner)) is None:
+        if owner is None or owner.collector not in complete:
+            continue
+        # the owner's subject: a dependent's host, else the owner itself when it is a subject
+        if owner.class_ in _DEPENDENT:
+            subject = host_of_ref.get(owner.ref)
+        else:
+            subject = ci_of_ref.get(owner.ref)
+            subject = subject if subject in subjects else None
+        if subject is None:
             continue
         from_ci, to_ci = ci_of_ref.get(rel.from_), ci_of_ref.get(rel.to)
         if from_ci and to_ci and from_ci != to_ci:
@@ -133,11 +145,25 @@ def scoped_statements(report: Report, identification: Identification, complete: 
     return out
 
 
+def statement_digest(stated: Collection[Key]) -> bytes:
+    """A digest of what a scope's run states, whatever the order it was found in."""
+    text = "\n".join(sorted("\t".join(key) for key in stated))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 def compute_staleness(store: Store, report: Report, identification: Identification,
-                      stated_relations: list[RelationKey], retire_after_missed_runs: int = 1) -> Staleness:
+                      stated_relations: list[RelationKey], retire_after_missed_runs: int = 1,
+                      stored_digests: Mapping[Scope, bytes] | None = None,
+                      known_active: Collection[str] = ()) -> Staleness:
     """What the report's complete runs stamp, count and retire, and the retired CIs it brings back
     (reads only: `scope_states` once, `retired_among` once, and for retirement candidates only,
-    `seen_records`, `retired_among` and `relationships_touching`)."""
+    `seen_records`, `retired_among` and `relationships_touching`).
+
+    The fast path (reconcile.fastpath) passes `stored_digests`, the source's scopes whose records
+    are exactly what their last complete run stated, none missed: a complete run stating the same
+    again counts and marks nothing, so those records are not read; and `known_active`, CIs it
+    knows are active. Then `digests` says which scopes' records are exactly their statements
+    after this report."""
     threshold = retire_after_missed_runs
     if threshold < 1:
         raise ValueError(f"retire_after_missed_runs must be at least 1, got {threshold}")
@@ -145,7 +171,8 @@ def compute_staleness(store: Store, report: Report, identification: Identificati
     new_ids = identification.new_ci_ids
     seen = identification.resolved_ci_ids()
     existing = [ci_id for ci_id in seen if ci_id not in new_ids]
-    retired = store.retired_among(existing) if existing else {}
+    maybe_retired = [ci_id for ci_id in existing if ci_id not in known_active] if known_active else existing
+    retired = store.retired_among(maybe_retired) if maybe_retired else {}
     out.reactivated = sorted(c for c, last_seen in retired.items() if last_seen < report.collected_at)
     out.stale = set(retired) - set(out.reactivated)
 
@@ -157,16 +184,26 @@ def compute_staleness(store: Store, report: Report, identification: Identificati
         return out
     source = report.source
     carried = [c for c in ran if not report.collectors[c].unchanged]  # only these need their records
+    settled: set[Scope] = set()
+    digests: dict[Scope, bytes] = {}
+    if stored_digests is not None:
+        statements = scoped_statements(report, identification, set(carried), set(subjects))
+        digests = {(c, s): statement_digest(statements.get((c, s), ())) for c in carried for s in subjects}
+        settled = {scope for scope, digest in digests.items() if stored_digests.get(scope) == digest}
+        carried = [c for c in carried if any((c, s) not in settled for s in subjects)]
     states = store.scope_states(source.kind, source.id, [(c, s) for c in ran for s in subjects], carried)
     observed = report.collected_at
     fresh = [scope for scope, state in states.items() if state.last_run is None or state.last_run < observed]
     complete = [scope for scope in fresh if not report.collectors[scope[0]].unchanged]
     out.scope_runs = fresh
-    statements = scoped_statements(report, identification, {c for c, _ in complete}, set(subjects))
+    if stored_digests is None:
+        statements = scoped_statements(report, identification, {c for c, _ in complete}, set(subjects))
 
     candidates: set[Key] = set()
     counted: dict[tuple[Scope, Key], int] = {}  # (scope, key) -> missed after this report
     for scope in complete:
+        if scope in settled:
+            continue  # its records are what it states again, none missed: nothing to mark or count
         stated = statements.get(scope, set())
         records = {(r.ci_id, r.rel_type, r.to_ci): r for r in states[scope].records}
         for key in stated:
@@ -187,7 +224,28 @@ def compute_staleness(store: Store, report: Report, identification: Identificati
     candidates -= stated_here
     if candidates:
         _retire(store, report, candidates, counted, threshold, stated_here, out)
+    if stored_digests is not None:
+        out.digests = _new_digests(complete, settled, states, statements, digests, stored_digests, out)
     return out
+
+
+def _new_digests(complete: list[Scope], settled: set[Scope], states: Mapping[Scope, ScopeState],
+                 statements: Mapping[Scope, set[Key]], digests: Mapping[Scope, bytes],
+                 stored: Mapping[Scope, bytes], out: Staleness) -> list[ScopeDigest]:
+    """A complete scope's digest holds after this report when every record it keeps is one it
+    states (what it no longer states retired here); otherwise its stored digest goes."""
+    gone = {(ci_id, "", "") for ci_id in out.retired} | {(r.from_ci, r.type, r.to_ci) for r in out.relations_retired}
+    written = []
+    for scope in complete:
+        if scope in settled:
+            continue
+        stated = statements.get(scope, set())
+        keeps_others = any((key := (r.ci_id, r.rel_type, r.to_ci)) not in stated and key not in gone
+                           for r in states[scope].records)
+        digest = None if keeps_others else digests[scope]
+        if digest != stored.get(scope):
+            written.append(ScopeDigest(*scope, digest))
+    return written
 
 
 def _retire(store: Store, report: Report, candidates: set[Key], counted: dict[tuple[Scope, Key], int],

@@ -22,6 +22,7 @@ import hashlib
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 from cmdb.backends import (
     sqlite_drift,
     sqlite_enroll,
+    sqlite_fingerprint,
+    sqlite_merge,
     sqlite_observations,
     sqlite_records,
     sqlite_reports,
@@ -68,7 +71,7 @@ _IN_MARKS = {n: ",".join("?" * n) for n in _IN_SIZES}
 
 _REPORT_COLUMNS = ("seq, report_id, source_kind, source_id, received_at, collected_at, digest, body, "
                    "status, reconciled_at, error")
-_CI_COLUMNS = "id, class, state, first_seen, last_seen"
+_CI_COLUMNS = "id, class, state, first_seen, last_seen, merged_into"
 _ATTR_COLUMNS = "ci_id, name, value, source_kind, source_id, report_id, observed_at"
 _REL_COLUMNS = ("type, from_ci, to_ci, state, first_seen, last_seen, "
                 "source_kind, source_id, report_id, observed_at")
@@ -109,7 +112,7 @@ class _Rows:
         return prov
 
     def ci(self, row: tuple) -> CI:
-        return CI(row[0], row[1], row[2], self.time(row[3]), self.time(row[4]))
+        return CI(row[0], row[1], row[2], self.time(row[3]), self.time(row[4]), merged_into=row[5])
 
     def relationship(self, row: tuple) -> Relationship:
         return Relationship(row[0], row[1], row[2], row[3], self.time(row[4]), self.time(row[5]),
@@ -125,7 +128,16 @@ def _report(row: tuple) -> StoredReport:
                         row[7], row[8], None if row[9] is None else from_micros(row[9]), row[10])
 
 
-class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_records.RecordStore):
+@dataclass(slots=True)
+class _QueuedPut:
+    report_id: str
+    row: tuple
+    result: PutResult | None = None
+    error: BaseException | None = None
+
+
+class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_records.RecordStore,
+                  sqlite_merge.MergeOperations, sqlite_fingerprint.FingerprintReads):
     """The `cmdb.store.Store` contract on one SQLite file (created, with its folder, if missing)."""
 
     # "database is locked" after the busy timeout, disk I/O errors, a full disk: try again later.
@@ -138,6 +150,8 @@ class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_re
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
+        self._puts_lock = threading.Lock()
+        self._puts: list[_QueuedPut] = []
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -225,24 +239,62 @@ class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_re
     # -- the raw-report log ---------------------------------------------------------------
     def put_report(self, report_id: str, source_kind: str, source_id: str,
                    collected_at: datetime, body: bytes, mode: str = "full") -> PutResult:
+        """Durable before it returns. Group commit: a thread that gets the write lock commits every
+        put queued meanwhile by other threads in the same transaction and fsync, so concurrent
+        ingests share one fsync instead of queueing one fsync each behind the lock."""
         stored = self._stored_put(report_id)
         if stored is not None:  # a replay: answer without queueing behind the writer
             return stored
         body = bytes(body)
-        digest = hashlib.sha256(body).hexdigest()
-        received = datetime.now(timezone.utc)
-        with self._transaction(durable=True) as conn:
-            cur = conn.execute(
-                "INSERT INTO report (report_id, source_kind, source_id, received_at, collected_at, digest, body, "
-                "mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (report_id) DO NOTHING",
-                (report_id, source_kind, source_id, to_micros(received), to_micros(collected_at), digest, body,
-                 mode))
-            created, seq = cur.rowcount == 1, cur.lastrowid
-        if created:
-            return PutResult(True, seq, received, digest)
+        put = _QueuedPut(report_id, (report_id, source_kind, source_id, None, to_micros(collected_at),
+                                     hashlib.sha256(body).hexdigest(), body, mode))
+        with self._puts_lock:
+            self._puts.append(put)
+        with self._write_lock:
+            if put.result is None and put.error is None:
+                with self._puts_lock:
+                    batch, self._puts = self._puts, []
+                self._commit_puts(batch)
+        if put.error is not None:
+            raise put.error
+        assert put.result is not None
+        if put.result.created:
+            return put.result
         stored = self._stored_put(report_id)  # stored by another thread or process meanwhile
         assert stored is not None
         return stored
+
+    def _commit_puts(self, batch: list[_QueuedPut]) -> None:
+        """Under the write lock: one durable transaction for the whole batch."""
+        if self._closed:
+            error: BaseException = RuntimeError(f"{self!r} is closed")
+            for put in batch:
+                put.error = error
+            return
+        conn = self._writer
+        received = datetime.now(timezone.utc)
+        conn.execute("PRAGMA synchronous=FULL")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = []
+                for put in batch:
+                    row = (*put.row[:3], to_micros(received), *put.row[4:])
+                    cur = conn.execute(
+                        "INSERT INTO report (report_id, source_kind, source_id, received_at, collected_at, digest, "
+                        "body, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (report_id) DO NOTHING", row)
+                    results.append(PutResult(cur.rowcount == 1, cur.lastrowid, received, put.row[5]))
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for put in batch:
+                    put.error = exc
+                return
+        finally:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        for put, result in zip(batch, results):
+            put.result = result
 
     def _stored_put(self, report_id: str) -> PutResult | None:
         row = self._reader().execute("SELECT seq, received_at, digest FROM report WHERE report_id = ?",
@@ -526,7 +578,7 @@ class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_re
                 return None
             changes = conn.execute(
                 f"SELECT {_HISTORY_COLUMNS} FROM history WHERE ci_id = ? AND observed_at <= ? "
-                "AND kind IN ('ci.create', 'attr.set', 'attr.unset', 'ident.add') ORDER BY observed_at, seq",
+                "AND kind IN ('ci.create', 'attr.set', 'attr.unset', 'ident.add', 'ident.remove') ORDER BY observed_at, seq",
                 (ci_id, to_micros(when))).fetchall()
         if not any(r[2] == "ci.create" for r in changes):
             return None
@@ -538,6 +590,8 @@ class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_re
                 ci.attributes.pop(name, None)
             elif kind == "ident.add":
                 ci.identifiers.append(Identifier(name, decode_json(after)))
+            elif kind == "ident.remove":  # moved off by a merge or split (cmdb.operations)
+                ci.identifiers = [i for i in ci.identifiers if (i.kind, i.value) != (name, decode_json(_before))]
         ci.identifiers.sort(key=lambda i: (i.kind, i.value))
         return ci
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 
+from cmdb.backends import sqlite_fingerprint
 from cmdb.backends.sqlite_drift import write_drift
 from cmdb.backends.sqlite_records import apply_drift_actions
 from cmdb.backends.sqlite_schema import encode_json, from_micros, to_micros
@@ -73,7 +74,11 @@ _HISTORY_REL_RETIRE = _HISTORY_COLUMNS + (
 _RETIRE_REL = ("UPDATE relationship SET state = 'retired' "
                "WHERE from_ci = ?1 AND type = ?2 AND to_ci = ?3 AND state = 'active'")
 _SEE_REL = "UPDATE relationship SET last_seen = max(last_seen, ?1) WHERE from_ci = ?2 AND type = ?3 AND to_ci = ?4"
-_SEE_CI = "UPDATE ci SET last_seen = max(last_seen, ?1) WHERE id = ?2"
+# Set-based forms for long lists (a JSON array parameter): the per-row cost stays in SQLite. `+state`
+# keeps the planner on the primary key (from_ci first) rather than the state index.
+_SEE_CIS = "UPDATE ci SET last_seen = max(last_seen, ?1) WHERE id IN (SELECT value FROM json_each(?2))"
+_SEE_RELS_FROM = ("UPDATE relationship SET last_seen = max(last_seen, ?1) "
+                  "WHERE from_ci IN (SELECT value FROM json_each(?2)) AND +state = 'active'")
 
 # Scoped staleness (reconcile.staleness): scope stamps, seen-by rows, CI state changes.
 _UPSERT_SCOPE = ("INSERT INTO scope (source_kind, source_id, collector, subject, last_run) "
@@ -95,6 +100,7 @@ _MARK_RECONCILED = ("UPDATE report SET status = 'reconciled', reconciled_at = ?,
                     "WHERE seq = ? AND status IN ('pending', 'failed')")
 
 _CLAIM_CHUNK = 500
+_json_list = sqlite_fingerprint.json_list
 
 
 def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: int | None) -> ApplyResult:
@@ -113,6 +119,10 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
             state = "does not exist" if row is None else f"is {row[0]}"
             raise ReportNotPending(f"report seq {report_seq} {state}; only a pending or failed report "
                                    "can be applied")
+
+    # The fast path's rows (sqlite_fingerprint): stamps of whole-CI confirmations move, rows this
+    # change set breaks go (their stamps written into the values first), before anything else.
+    confirmed_whole, fingerprints_grouped = sqlite_fingerprint.before_changes(conn, changes)
 
     if changes.created:
         conn.executemany(_INSERT_CI, [(c.ci_id, c.ci_class, observed, observed) for c in changes.created])
@@ -173,8 +183,10 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
              to_micros(m.provenance.observed_at)) for m in changes.provenance_moves])
 
     if changes.confirmed:
-        conn.executemany(_CONFIRM_ATTR, [(observed, prov.report_id, ci_id, name)
-                                         for ci_id, name in changes.confirmed])
+        # A CI confirmed as a whole is carried by its fingerprint's stamp, not row by row.
+        confirmed = changes.confirmed if not confirmed_whole else [
+            pair for pair in changes.confirmed if pair[0] not in confirmed_whole]
+        conn.executemany(_CONFIRM_ATTR, [(observed, prov.report_id, ci_id, name) for ci_id, name in confirmed])
 
     if changes.relations:
         # One action per relation, the last one given.
@@ -196,12 +208,16 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
             conn.executemany(_RETIRE_REL, [r[:3] for r in retires])
 
     if changes.relations_seen:
+        by_ci = set(changes.relations_seen_from)
+        if by_ci:  # every active relation out of these CIs was seen: one statement for them all
+            conn.execute(_SEE_RELS_FROM, (observed, _json_list(by_ci)))
         conn.executemany(_SEE_REL, [(observed, from_ci, type_, to_ci)
-                                    for type_, from_ci, to_ci in changes.relations_seen])
+                                    for type_, from_ci, to_ci in changes.relations_seen if from_ci not in by_ci])
     if changes.seen:
-        conn.executemany(_SEE_CI, [(observed, ci_id) for ci_id in dict.fromkeys(changes.seen)])
+        conn.execute(_SEE_CIS, (observed, _json_list(dict.fromkeys(changes.seen))))
 
     history += _write_staleness(conn, changes, observed, tail)
+    sqlite_fingerprint.after_changes(conn, changes, fingerprints_grouped)
     if changes.drift:
         write_drift(conn, changes.drift, recorded)
         if changes.drift_actions:

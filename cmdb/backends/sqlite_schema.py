@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -434,7 +434,47 @@ _V9 = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+_V10 = (
+    # The reconcile fast path (reconcile.fastpath, cmdb.backends.sqlite_fingerprint). One row per
+    # (source, item ref): the digest of what the source last stated about the item and the CI it
+    # resolved to, written only when that statement left the CI holding exactly those values from
+    # that source (and nothing else). Its stamp says when the source last confirmed the CI as a
+    # whole: a no-change report moves it instead of each value's observed_at. The stamp is the
+    # row's own `report_id`/`confirmed_at`, or, while `grouped` = 1, its source's stamp in
+    # `fingerprint_source`: a report confirming what the last one did moves one row, not one per item.
+    # `host_ci` is the host of a dependent item ('' for others); `op_mark` the last ci_operation
+    # (merge, split) when the row was written: a later operation on its CI or host voids it.
+    """CREATE TABLE fingerprint (
+        source_kind  TEXT NOT NULL,
+        source_id    TEXT NOT NULL,
+        ref          TEXT NOT NULL,
+        digest       BLOB NOT NULL,
+        ci_id        TEXT NOT NULL REFERENCES ci (id),
+        host_ci      TEXT NOT NULL,
+        report_id    TEXT,
+        confirmed_at INTEGER NOT NULL,
+        op_mark      INTEGER NOT NULL,
+        grouped      INTEGER NOT NULL CHECK (grouped = 0 OR grouped = 1),
+        PRIMARY KEY (source_kind, source_id, ref)
+    ) WITHOUT ROWID""",
+    # `op_floor`: the last ci_operation already dealt with for this source's rows (when its first
+    # row was written, or by the last forget_fingerprints): only newer operations are checked.
+    """CREATE TABLE fingerprint_source (
+        source_kind  TEXT NOT NULL,
+        source_id    TEXT NOT NULL,
+        report_id    TEXT,
+        confirmed_at INTEGER NOT NULL,
+        op_floor     INTEGER NOT NULL,
+        PRIMARY KEY (source_kind, source_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX fingerprint_by_ci ON fingerprint (ci_id)",
+    "CREATE INDEX fingerprint_by_host ON fingerprint (host_ci) WHERE host_ci <> ''",
+    # The digest of what a scope's last complete run stated, set only while the scope's seen-by
+    # rows are exactly that (every one with missed = 0): a run stating the same needs no rows read.
+    "ALTER TABLE scope ADD COLUMN statement_digest BLOB",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
