@@ -185,6 +185,9 @@ class ChangeSet:
     # What each drift event does to records (reconcile.records): authorized by a change, or an
     # incident / unauthorized-change record opened or appended to; written in the same transaction.
     drift_actions: list[DriftAction] = field(default_factory=list)
+    # The newest CI operation (merge, split, undo) when the change set was computed: `apply` refuses
+    # it (cmdb.store.ChangeSetStale) if another has committed since. None: not checked.
+    operation_epoch: int | None = None
     # The fast path (reconcile.fastpath). `fingerprints`: rows to write for this source, stamped
     # with this change set's provenance. `fingerprint_confirms`: (ref, ci_id) of items whose CI this
     # report confirmed as a whole (every value unchanged, all from this source): the store moves the

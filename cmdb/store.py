@@ -226,6 +226,12 @@ class IdentifierTaken(Exception):
         self.held_by, self.claimed_by = held_by, claimed_by
 
 
+class ChangeSetStale(Exception):
+    """The change set was computed before a CI merge, split or undo that has since committed: it may
+    name CIs that no longer stand as it saw them. Nothing was applied; compute it again (transient:
+    the reconcile worker retries the report)."""
+
+
 class ReportNotPending(Exception):
     """`apply(report_seq=...)` named a report that does not exist or is already reconciled;
     nothing was applied (exactly-once: a report's changes are written once)."""

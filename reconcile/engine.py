@@ -54,6 +54,7 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
     `drift_policy` which changes are drift (reconcile.drift); `fast_path` False forces the full
     path (None: reconcile.fastpath.fast_path_enabled decides)."""
     provenance = provenance_of(report)
+    epoch = store.ci_operation_epoch() if hasattr(store, "ci_operation_epoch") else None  # read first
     fast = FastPath(store, report, precedence, drift_policy) if fast_path_enabled(store, fast_path) else None
     identification = identify_items(store, report, fast.shortcut if fast else None)
     references = resolve_references(store, report, identification)
@@ -106,6 +107,7 @@ def compute_changes(store: Store, report: Report, retire_after_missed_runs: int 
         fast.annotate(changes, identification, attributes, current, others, staleness)
     changes.drift = detect_drift(changes, report, store, drift_policy)
     changes.drift_actions = decide_drift_actions(changes.drift, store, response_policy)
+    changes.operation_epoch = epoch
     return changes
 
 

@@ -45,6 +45,7 @@ from cmdb.store import (
     CI,
     ApplyResult,
     AttributeValue,
+    ChangeSetStale,
     CIState,
     Enrollment,
     EnrollmentTokenInfo,
@@ -141,7 +142,7 @@ class SQLiteStore(sqlite_drift.DriftReads, sqlite_reports.ReportReads, sqlite_re
     """The `cmdb.store.Store` contract on one SQLite file (created, with its folder, if missing)."""
 
     # "database is locked" after the busy timeout, disk I/O errors, a full disk: try again later.
-    transient_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError, OSError)
+    transient_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError, OSError, ChangeSetStale)
 
     def __init__(self, path: str | Path):
         if str(path) in ("", ":memory:") or str(path).startswith("file:"):

@@ -16,7 +16,7 @@ from cmdb.backends.sqlite_drift import write_drift
 from cmdb.backends.sqlite_records import apply_drift_actions
 from cmdb.backends.sqlite_schema import encode_json, from_micros, to_micros
 from cmdb.changes import AttributeChange, ChangeSet, IdentifierClaim, Provenance
-from cmdb.store import ApplyResult, IdentifierTaken, ReportNotPending
+from cmdb.store import ApplyResult, ChangeSetStale, IdentifierTaken, ReportNotPending
 
 _HISTORY_COLUMNS = ("INSERT INTO history (ci_id, kind, name, before, after, related_ci, "
                     "source_kind, source_id, report_id, observed_at, recorded_at) ")
@@ -113,6 +113,11 @@ def write_change_set(conn: sqlite3.Connection, changes: ChangeSet, report_seq: i
     tail = (prov.source_kind, prov.source_id, prov.report_id, observed, recorded)
     history = 0
 
+    if changes.operation_epoch is not None:
+        newest = conn.execute("SELECT COALESCE(max(seq), 0) FROM ci_operation").fetchone()[0]
+        if newest != changes.operation_epoch:
+            raise ChangeSetStale(f"CI operation {newest} committed after this change set was computed "
+                                 f"(at operation {changes.operation_epoch}): compute it again")
     if report_seq is not None:
         if conn.execute(_MARK_RECONCILED, (recorded, report_seq)).rowcount != 1:
             row = conn.execute("SELECT status FROM report WHERE seq = ?", (report_seq,)).fetchone()

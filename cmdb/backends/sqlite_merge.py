@@ -56,6 +56,10 @@ class MergeOperations:
     def _reader(self) -> sqlite3.Connection:
         raise NotImplementedError
 
+    def ci_operation_epoch(self) -> int:
+        """The seq of the newest CI operation (0: none): reconcile stamps its change sets with it."""
+        return self._reader().execute("SELECT COALESCE(max(seq), 0) FROM ci_operation").fetchone()[0]
+
     def _transaction(self, durable: bool = False) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 

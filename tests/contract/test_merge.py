@@ -297,3 +297,26 @@ def test_as_of_a_time_after_the_merge_the_absorbed_ci_holds_nothing(store, views
     assert then is not None and then.identifiers == [] and then.attributes == {}
     survivor = store.ci_as_of(views.agent, op.at)
     assert ("system_uuid", UUID_B) in {(i.kind, i.value) for i in survivor.identifiers}
+
+
+def test_a_change_set_computed_before_a_merge_is_refused_after_it(store):
+    """The race of a reconcile worker with `fleetgraph ci merge` in another process: a change set
+    computed before the merge committed is refused (transient) and nothing of it is written."""
+    from cmdb.store import ChangeSetStale
+    from reconcile.engine import compute_changes, reconcile_report
+    from tests.integration.collector.harness import make_report
+
+    first = make_report(hostname="a", serial="SN-A")
+    second = make_report(hostname="b", serial="SN-B")
+    reconcile_report(store, first)
+    reconcile_report(store, second)
+    a, b = (store.list_cis("Computer", attributes={"hostname": h})[0].ci_id for h in ("a", "b"))
+    stale = compute_changes(store, make_report(hostname="b", serial="SN-B", memory_mb=1))
+    store.merge_cis(a, b, "alice", "one machine")
+    before = store.history(a, limit=10_000)
+    with pytest.raises(ChangeSetStale):
+        store.apply(stale)
+    assert ChangeSetStale in store.transient_errors or issubclass(ChangeSetStale, store.transient_errors)
+    assert store.history(a, limit=10_000) == before
+    fresh = reconcile_report(store, make_report(hostname="b", serial="SN-B", memory_mb=1))
+    assert fresh.ci_of_ref["host"] == a
