@@ -44,9 +44,7 @@ pending.cancel()  # reaped already: nothing to do
 def test_on_this_machine_the_work_runs_in_a_child():
     # In a fresh interpreter, as the agent runs: Background forks only a single-threaded process,
     # and a test session may hold threads other tests started (servers, log drains).
-    out = subprocess.run([sys.executable, "-c", _CHILD_CHECK], cwd=Path(__file__).resolve().parents[3],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    _in_fresh_interpreter(_CHILD_CHECK)
 
 
 def test_elsewhere_the_work_runs_inline_when_the_result_is_asked_for():
@@ -60,12 +58,32 @@ def test_work_that_fails_in_the_child_fails_here_with_its_own_error():
         pending.result()
 
 
+_CANCEL_CHECK = """
+import os
+from agent.background import Background
+from agent.context import LocalContext
+from tests.unit.agent.test_background import AGENT_ID, _pid_and
+pending = Background.start(LocalContext(agent_id=AGENT_ID), _pid_and, "x")
+pid = pending._pid
+assert pid is not None, "ran inline"
+pending.cancel()
+try:
+    os.waitpid(pid, os.WNOHANG)
+except ChildProcessError:
+    pass
+else:
+    raise AssertionError("the child was not reaped")
+"""
+
+
 def test_cancel_stops_and_reaps_the_child():
-    pending = Background.start(LocalContext(agent_id=AGENT_ID), _pid_and, "x")
-    pid = pending._pid
-    pending.cancel()
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    _in_fresh_interpreter(_CANCEL_CHECK)
+
+
+def _in_fresh_interpreter(code: str) -> None:
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
 
 
 class _BrokenPrepare:
