@@ -49,6 +49,8 @@ class CollectorConfig:
     max_report_bytes: int = _opt(64 * MiB, "largest report accepted after gzip decompression, bytes")
     reconcile: bool = _opt(True, "run the reconcile worker in this process (false: ingest only)")
     reconcile_batch: int = _opt(32, "reports the reconcile worker takes from the log per round")
+    workers: int = _opt(1, "processes serving HTTP on the one listening socket (pre-forked; set it to the "
+                           "number of cores): the first also runs the reconcile worker and the webhooks")
     log_level: str = _opt("info", "debug, info, warning or error")
     tls_cert: str | None = _opt(None, "PEM certificate (chain) to serve HTTPS with, together with tls_key "
                                       "(unset: plain HTTP, for loopback only)")

@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
                        help="largest request body on the wire (collector.max_body_bytes)")
     serve.add_argument("--max-report-bytes", dest="collector__max_report_bytes", type=int, metavar="N",
                        help="largest report after decompression (collector.max_report_bytes)")
+    serve.add_argument("--workers", dest="collector__workers", type=int, metavar="N",
+                       help="HTTP processes sharing the listening socket (collector.workers)")
     serve.add_argument("--reconcile-batch", dest="collector__reconcile_batch", type=int, metavar="N",
                        help="reports the reconcile worker takes per round (collector.reconcile_batch)")
     serve.add_argument("--log-level", dest="collector__log_level", choices=("debug", "info", "warning", "error"),

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import ssl
 import stat
 import sys
@@ -83,7 +84,8 @@ def tls_server_context(config: CollectorConfig) -> ssl.SSLContext | None:
 
 
 async def _serve(store, config: CollectorConfig, host: str, port: int,
-                 tls: ssl.SSLContext | None = None, policy: ReconcilePolicy | None = None) -> int:
+                 tls: ssl.SSLContext | None = None, policy: ReconcilePolicy | None = None,
+                 sock: socket.socket | None = None) -> int:
     from collector.app import RUNNER_KWARGS, create_app
     from collector.lifecycle import IN_FLIGHT_KEY
 
@@ -99,7 +101,8 @@ async def _serve(store, config: CollectorConfig, host: str, port: int,
                            keepalive_timeout=config.header_timeout, access_log=None, **RUNNER_KWARGS)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        site = (web.SockSite(runner, sock, ssl_context=tls) if sock is not None
+                else web.TCPSite(runner, host, port, ssl_context=tls))
         try:
             await site.start()
         except OSError as exc:
@@ -108,7 +111,8 @@ async def _serve(store, config: CollectorConfig, host: str, port: int,
         bound = runner.addresses[0]
         line = f"fleetgraph collector listening on {_url(host, bound[1], 'https' if tls else 'http')}"
         log.info("%s (store %s, reconcile %s)", line, config.store, "on" if config.reconcile else "off")
-        print(line, flush=True)
+        if sock is None:  # pre-forked workers: the parent says where it listens
+            print(line, flush=True)
         await stop.wait()
         log.info("shutting down: no new connections; finishing in-flight requests (up to %gs)", SHUTDOWN_TIMEOUT)
         await site.stop()  # stop listening; open connections keep receiving (collector.lifecycle)
@@ -132,11 +136,18 @@ def serve(config: CollectorConfig, policy: ReconcilePolicy | None = None) -> int
     prometheus_client.disable_created_metrics()  # the *_created series only double /metrics
     host, port = parse_listen(config.listen)
     tls = tls_server_context(config)
+    if config.workers < 1 or config.workers > 64:
+        print(f"fleetgraph: configuration error: collector.workers: {config.workers} is outside 1..64",
+              file=sys.stderr)
+        return 2
     try:
         store = open_configured_store(config.store)
     except Exception as exc:  # a wrong URL, an unreadable file, a newer schema: say which
         print(f"fleetgraph: cannot open the store {config.store}: {exc}", file=sys.stderr)
         return 1
+    if config.workers > 1:
+        store.close()  # each worker opens its own: SQLite connections do not survive a fork
+        return _serve_prefork(config, host, port, tls, policy)
     try:
         return asyncio.run(_serve(store, config, host, port, tls, policy))
     except ValueError as exc:  # an option create_app refuses (rate limits, timeouts, proxies, metrics_auth)
@@ -145,3 +156,69 @@ def serve(config: CollectorConfig, policy: ReconcilePolicy | None = None) -> int
     finally:
         store.close()
         logging.shutdown()  # flush every handler before the process exits
+
+
+def _serve_prefork(config: CollectorConfig, host: str, port: int, tls: ssl.SSLContext | None,
+                   policy: ReconcilePolicy | None) -> int:
+    """`collector.workers` processes accept on one listening socket (the kernel spreads the
+    connections), so ingest uses every core: one Python process is bound by its GIL. Worker 0
+    runs the reconcile worker and the webhooks; the others only serve HTTP. The store's write
+    lock is SQLite's, across processes. SIGTERM/SIGINT to the parent stops every worker
+    gracefully; the parent exits 0 once they all have. Rate limits and /metrics are per worker."""
+    import dataclasses
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        print(f"fleetgraph: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    sock.listen(1024)
+    sock.setblocking(False)
+    children: list[int] = []
+    for index in range(config.workers):
+        worker_config = config if index == 0 else dataclasses.replace(config, reconcile=False, webhooks=())
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                store = open_configured_store(config.store)
+                try:
+                    code = asyncio.run(_serve(store, worker_config, host, port, tls, policy, sock))
+                finally:
+                    store.close()
+                    logging.shutdown()
+            except BaseException:  # noqa: BLE001 - a worker never returns into the parent's code
+                log.exception("collector worker %d failed", index)
+            finally:
+                os._exit(code)
+        children.append(pid)
+    bound = sock.getsockname()
+    print(f"fleetgraph collector listening on {_url(host, bound[1], 'https' if tls else 'http')}", flush=True)
+    log.info("collector: %d worker processes %s", len(children), children)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        while True:
+            try:
+                _, code = os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+        if os.waitstatus_to_exitcode(code) != 0:
+            status = 1
+    sock.close()
+    return status

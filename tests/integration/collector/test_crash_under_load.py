@@ -100,3 +100,23 @@ def test_kill_9_during_sustained_ingest_loses_no_acknowledged_report(tmp_path, s
         assert store.count_reports("pending") == 0
     finally:
         store.close()
+
+
+def test_prefork_workers_share_the_socket_and_stop_cleanly(tmp_path, store_url):  # noqa: F811
+    """collector.workers = 2: two processes accept on one socket; every acknowledged report is
+    stored and reconciled exactly once (by worker 0); SIGTERM to the parent stops both, exit 0."""
+    token = _token(tmp_path, store_url)
+    collector = Collector(store_url, tmp_path, "--workers", "2", "--rate-limit-source", "0")
+    statuses = []
+    for i in range(40):
+        report = make_report(hostname=f"pf-{i % 4}", serial=f"SN-PF-{i % 4}")
+        statuses.append(_post(collector.url, token, encode_report(report)))
+    assert statuses == [202] * 40
+    collector.wait_until_reconciled(timeout=60)
+    assert collector.stop() == 0
+    store = _open_store(store_url)
+    try:
+        assert store.count_reports("reconciled") == 40
+        assert store.count_cis(state=None)["Computer"] == 4
+    finally:
+        store.close()
