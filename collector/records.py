@@ -222,10 +222,7 @@ def _expected(raw: list[dict[str, Any]]) -> tuple[ExpectedOutcome, ...]:
 
 @routes.get("/api/v1/changes")
 async def list_changes(request: web.Request) -> web.Response:
-    params = _list_params(request, CHANGE_STATES)
-    store = request.config_dict[STORE_KEY]
-    changes = await _run(request, store.list_changes, **params)
-    return json_response(RecordList([change_out(c) for c in changes], len(changes), params["limit"]))
+    return await _list(request, CHANGE_STATES, "list_changes", change_out)
 
 
 @routes.post("/api/v1/changes")
@@ -239,20 +236,34 @@ async def create_change(request: web.Request) -> web.Response:
                          headers={"Location": f"/api/v1/changes/{change.number}"})
 
 
+async def _list(request: web.Request, states: tuple[str, ...], method: str, out: Any) -> web.Response:
+    params = _list_params(request, states)
+    records = await _run(request, getattr(request.config_dict[STORE_KEY], method), **params)
+    return json_response(RecordList([out(r) for r in records], len(records), params["limit"]))
+
+
+async def _record_or_404(request: web.Request, method: str, what: str) -> Any:
+    """The record named in the path (store.get_change / get_incident), or 404."""
+    number = request.match_info["number"]
+    record = await _run(request, getattr(request.config_dict[STORE_KEY], method), number)
+    if record is None:
+        raise APIError(404, f"no {what} {number[:40]}; list them at /api/v1/{what}s")
+    return record
+
+
+async def _show(request: web.Request, method: str, what: str, out: Any) -> web.Response:
+    record = await _record_or_404(request, method, what)
+    events = await _run(request, request.config_dict[STORE_KEY].record_events, 0, 1000, record.number)
+    return json_response(out(record, events))
+
+
 async def _change_or_404(request: web.Request) -> ChangeRecord:
-    store = request.config_dict[STORE_KEY]
-    change = await _run(request, store.get_change, request.match_info["number"])
-    if change is None:
-        raise APIError(404, f"no change {request.match_info['number'][:40]}; list them at /api/v1/changes")
-    return change
+    return await _record_or_404(request, "get_change", "change")
 
 
 @routes.get("/api/v1/changes/{number}")
 async def show_change(request: web.Request) -> web.Response:
-    change = await _change_or_404(request)
-    store = request.config_dict[STORE_KEY]
-    events = await _run(request, store.record_events, 0, 1000, change.number)
-    return json_response(change_out(change, events))
+    return await _show(request, "get_change", "change", change_out)
 
 
 @routes.patch("/api/v1/changes/{number}")
@@ -279,10 +290,7 @@ async def transition_change(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/incidents")
 async def list_incidents(request: web.Request) -> web.Response:
-    params = _list_params(request, INCIDENT_STATES)
-    store = request.config_dict[STORE_KEY]
-    incidents = await _run(request, store.list_incidents, **params)
-    return json_response(RecordList([incident_out(i) for i in incidents], len(incidents), params["limit"]))
+    return await _list(request, INCIDENT_STATES, "list_incidents", incident_out)
 
 
 @routes.post("/api/v1/incidents")
@@ -300,19 +308,12 @@ async def create_incident(request: web.Request) -> web.Response:
 
 
 async def _incident_or_404(request: web.Request) -> Incident:
-    store = request.config_dict[STORE_KEY]
-    incident = await _run(request, store.get_incident, request.match_info["number"])
-    if incident is None:
-        raise APIError(404, f"no incident {request.match_info['number'][:40]}; list them at /api/v1/incidents")
-    return incident
+    return await _record_or_404(request, "get_incident", "incident")
 
 
 @routes.get("/api/v1/incidents/{number}")
 async def show_incident(request: web.Request) -> web.Response:
-    incident = await _incident_or_404(request)
-    store = request.config_dict[STORE_KEY]
-    events = await _run(request, store.record_events, 0, 1000, incident.number)
-    return json_response(incident_out(incident, events))
+    return await _show(request, "get_incident", "incident", incident_out)
 
 
 @routes.patch("/api/v1/incidents/{number}")
