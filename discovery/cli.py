@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from cmdb.config import Config, ConfigError
+from discovery.enroll import CREDENTIAL_FILE, SCANNER_ID_FILE
 
 HELP = "scan the network (nmap, SNMP, SSH) and report what is found, like an agent"
 log = logging.getLogger("fleetgraph.discovery")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-CREDENTIAL_FILE = "credential"
-SCANNER_ID_FILE = "scanner-id"
 
 
 def _csv(value: str) -> tuple[str, ...]:

@@ -223,11 +223,13 @@ def verify_due_changes(store: Store, now: datetime) -> list[ChangeRecord]:
     """Verify every approved change whose window closed before `now`; the changes verified."""
     done: list[ChangeRecord] = []
     for change in store.changes_due_for_verification(now):
-        evidence_ids = set(change.evidence)
-        events: list[DriftEvent] = []
+        evidence: dict[str, DriftEvent] = {}  # the change's evidence, once each (a CI's and its host's)
+        wanted = set(change.evidence)
         for ci_id in change.cis:
-            events += [e for e in store.drift_events(ci_id, change.planned_start, change.planned_end, limit=10_000)
-                       if e.drift_id in evidence_ids and e.drift_id not in {x.drift_id for x in events}]
+            for e in store.drift_events(ci_id, change.planned_start, change.planned_end, limit=10_000):
+                if e.drift_id in wanted:
+                    evidence.setdefault(e.drift_id, e)
+        events = list(evidence.values())
         verdict = verify_change(change, events)
         done.append(store.record_verification(change.number, verdict.result, verdict.detail, now))
     return done

@@ -9,8 +9,9 @@ Drift actions (reconcile.records) are applied inside `apply`'s transaction by `a
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +87,55 @@ def _incident(conn: sqlite3.Connection, row: tuple) -> Incident:
     return Incident(number, row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
                     from_micros(row[11]), from_micros(row[12]), _time(row[13]), _time(row[14]), cis, drift,
                     (row[15], row[16]) if row[15] else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What differs between the two record tables, so reads are written once."""
+
+    table: str
+    prefix: str
+    columns: str
+    decode: Callable[[sqlite3.Connection, tuple], Any]
+    number: Callable[[int], str]
+    open_sql: str
+
+
+_CHANGES = _Kind("change_record", "CHG", _CHANGE_COLUMNS, _change, change_number,
+                 "state <> 'closed' AND state <> 'cancelled'")
+_INCIDENTS = _Kind("incident", "INC", _INCIDENT_COLUMNS, _incident, incident_number,
+                   "(state = 'new' OR state = 'in_progress')")
+
+
+def _fetch(conn: sqlite3.Connection, kind: _Kind, seq: int) -> Any:
+    row = conn.execute(f"SELECT {kind.columns} FROM {kind.table} WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        raise RecordNotFound(kind.number(seq))
+    return kind.decode(conn, row)
+
+
+def _lookup(conn: sqlite3.Connection, kind: _Kind, number: str) -> Any:
+    try:
+        return _fetch(conn, kind, _seq_of(number, kind.prefix))
+    except RecordNotFound:
+        return None
+
+
+def _list(conn: sqlite3.Connection, kind: _Kind, state: str | None, ci_id: str | None, open_only: bool,
+          limit: int) -> list[Any]:
+    where: list[str] = []
+    params: list[Any] = []
+    if state is not None:
+        where.append("state = ?")
+        params.append(state)
+    if open_only:
+        where.append(kind.open_sql)
+    if ci_id is not None:
+        where.append(f"'{kind.prefix}' || printf('%07d', seq) IN (SELECT record FROM record_ci WHERE ci_id = ?)")
+        params.append(ci_id)
+    sql = f"SELECT {kind.columns} FROM {kind.table}" + (" WHERE " + " AND ".join(where) if where else "")
+    rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)).fetchall()
+    return [kind.decode(conn, r) for r in rows]
 
 
 def _seq_of(number: str, prefix: str) -> int:
@@ -220,25 +270,14 @@ class RecordStore:
             return self._get_change(conn, seq)
 
     def _get_change(self, conn: sqlite3.Connection, seq: int) -> ChangeRecord:
-        row = conn.execute(f"SELECT {_CHANGE_COLUMNS} FROM change_record WHERE seq = ?", (seq,)).fetchone()
-        if row is None:
-            raise RecordNotFound(change_number(seq))
-        return _change(conn, row)
+        return _fetch(conn, _CHANGES, seq)
 
     def get_change(self, number: str) -> ChangeRecord | None:
-        try:
-            return self._get_change(self._reader(), _seq_of(number, "CHG"))
-        except RecordNotFound:
-            return None
+        return _lookup(self._reader(), _CHANGES, number)
 
     def list_changes(self, state: str | None = None, ci_id: str | None = None, open_only: bool = False,
                      limit: int = 100) -> list[ChangeRecord]:
-        conn = self._reader()
-        where, params = _filters(state, ci_id, open_only, "change_record",
-                                 "state <> 'closed' AND state <> 'cancelled'", change_number)
-        rows = conn.execute(f"SELECT {_CHANGE_COLUMNS} FROM change_record{where} ORDER BY seq DESC LIMIT ?",
-                            (*params, limit)).fetchall()
-        return [_change(conn, r) for r in rows]
+        return _list(self._reader(), _CHANGES, state, ci_id, open_only, limit)
 
     def transition_change(self, number: str, to: str, actor: str, note: str | None = None,
                           now: datetime | None = None) -> ChangeRecord:
@@ -343,25 +382,14 @@ class RecordStore:
             return self._get_incident(conn, seq)
 
     def _get_incident(self, conn: sqlite3.Connection, seq: int) -> Incident:
-        row = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incident WHERE seq = ?", (seq,)).fetchone()
-        if row is None:
-            raise RecordNotFound(incident_number(seq))
-        return _incident(conn, row)
+        return _fetch(conn, _INCIDENTS, seq)
 
     def get_incident(self, number: str) -> Incident | None:
-        try:
-            return self._get_incident(self._reader(), _seq_of(number, "INC"))
-        except RecordNotFound:
-            return None
+        return _lookup(self._reader(), _INCIDENTS, number)
 
     def list_incidents(self, state: str | None = None, ci_id: str | None = None, open_only: bool = False,
                        limit: int = 100) -> list[Incident]:
-        conn = self._reader()
-        where, params = _filters(state, ci_id, open_only, "incident",
-                                 "(state = 'new' OR state = 'in_progress')", incident_number)
-        rows = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incident{where} ORDER BY seq DESC LIMIT ?",
-                            (*params, limit)).fetchall()
-        return [_incident(conn, r) for r in rows]
+        return _list(self._reader(), _INCIDENTS, state, ci_id, open_only, limit)
 
     def count_open_incidents(self) -> int:
         return self._reader().execute(
@@ -442,18 +470,3 @@ class RecordStore:
                                (to_micros(next_attempt_at), error[:500], url)).fetchone()
             return row[0] if row else 0
 
-
-def _filters(state: str | None, ci_id: str | None, open_only: bool, table: str, open_sql: str,
-             number: Any) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if state is not None:
-        where.append("state = ?")
-        params.append(state)
-    if open_only:
-        where.append(open_sql)
-    if ci_id is not None:
-        prefix = "CHG" if table == "change_record" else "INC"
-        where.append(f"'{prefix}' || printf('%07d', seq) IN (SELECT record FROM record_ci WHERE ci_id = ?)")
-        params.append(ci_id)
-    return (" WHERE " + " AND ".join(where)) if where else "", params
